@@ -1,0 +1,181 @@
+"""The neutral chat model every dialect parses into and renders from.
+
+A dialect front-end (OpenAI, Anthropic) turns its request into one :class:`ChatRequest`.
+The chat middleware chain (see :mod:`claude2api.pipeline`) then works on a :class:`ChatContext`
+and produces an async stream of :data:`Event` objects, which a dialect renderer turns back into
+its own wire format. Plugins see only these types, whatever dialect the client speaks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Role = Literal["system", "user", "assistant", "tool"]
+
+
+@dataclass(slots=True)
+class TextPart:
+    text: str
+
+
+@dataclass(slots=True)
+class ImagePart:
+    """An image the client sent: inline bytes (``data``) or a URL still to download."""
+
+    media_type: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+
+
+Part = TextPart | ImagePart
+
+
+@dataclass(slots=True)
+class Message:
+    role: Role
+    parts: list[Part]
+
+    @property
+    def text(self) -> str:
+        """The message's text parts joined by blank lines (images are not text)."""
+        return "\n\n".join(p.text for p in self.parts if isinstance(p, TextPart))
+
+
+@dataclass(slots=True)
+class Thinking:
+    """Extended thinking asked for by the client (``-think`` model, ``reasoning_effort``, ``thinking``)."""
+
+    effort: str = "high"
+    budget_tokens: int | None = None
+
+
+@dataclass(slots=True)
+class ChatRequest:
+    """One chat turn as the client asked for it, dialect-neutral.
+
+    ``model`` is what the client asked for and is echoed back in responses; ``upstream_model``
+    is the claude.ai model id (without our ``-think`` suffix) or ``None`` for the account default.
+    """
+
+    model: str
+    upstream_model: str | None
+    messages: list[Message]
+    stream: bool = False
+    thinking: Thinking | None = None
+    stop: list[str] = field(default_factory=list)
+    max_tokens: int | None = None
+    #: Extra instructions appended to the prompt (e.g. JSON-mode emulation); plugins may add to it.
+    instructions: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Attachment:
+    """An inline text document sent in the completion's ``attachments`` (no upload needed)."""
+
+    file_name: str
+    content: str
+    file_type: str = "text/plain"
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "file_name": self.file_name,
+            "file_type": self.file_type,
+            "file_size": len(self.content.encode()),
+            "extracted_content": self.content,
+        }
+
+
+@dataclass(slots=True)
+class UpstreamTurn:
+    """What goes to claude.ai for this turn; built by the prompt middlewares."""
+
+    prompt: str = ""
+    attachments: list[Attachment] = field(default_factory=list)
+    images: list[ImagePart] = field(default_factory=list)
+
+
+# ---------------------------------------------------------------------------------------------
+# Events: what the upstream produces, after claude.ai's web-only noise has been dropped.
+
+
+@dataclass(slots=True)
+class TextDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class ThinkingDelta:
+    text: str
+
+
+@dataclass(slots=True)
+class Stop:
+    """End of the reply. ``reason`` uses Anthropic's vocabulary (``end_turn``, ``max_tokens``,
+    ``stop_sequence``, ``tool_use``, ``refusal``, ...); ``sequence`` is the matched stop string."""
+
+    reason: str = "end_turn"
+    sequence: str | None = None
+
+
+@dataclass(slots=True)
+class LimitWindow:
+    name: str
+    status: str | None
+    utilization: float | None
+    resets_at: float | None
+
+
+@dataclass(slots=True)
+class Limit:
+    """claude.ai's ``message_limit`` frame: quota state of the account that answered."""
+
+    type: str
+    resets_at: float | None = None
+    windows: list[LimitWindow] = field(default_factory=list)
+
+    @property
+    def exceeded(self) -> bool:
+        return self.type in ("exceeded_limit", "hit_limit") or any(
+            w.status in ("exceeded_limit", "over_limit") for w in self.windows
+        )
+
+
+Event = TextDelta | ThinkingDelta | Stop | Limit
+
+#: A content event: once one of these went to the client, the response is committed.
+CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop)
+
+
+# ---------------------------------------------------------------------------------------------
+# The middleware chain.
+
+
+@dataclass
+class ChatContext:
+    """Per-request state handed down the chat middleware chain.
+
+    ``services`` is the daemon's :class:`claude2api.app.Services` (settings, pool, upstream client);
+    ``session`` is set by the session-selection middleware; ``extras`` is free for plugins.
+    """
+
+    request: ChatRequest
+    services: Any
+    request_id: str
+    dialect: str
+    turn: UpstreamTurn = field(default_factory=UpstreamTurn)
+    #: Session override (mirror mode: the caller's own claude.ai key).
+    mirror_session: Any = None
+    session: Any = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def replace_request(self, **changes: Any) -> None:
+        self.request = dataclasses.replace(self.request, **changes)
+
+
+ChatHandler = Callable[[ChatContext], AsyncIterator[Event]]
+ChatMiddleware = Callable[[ChatContext, ChatHandler], AsyncIterator[Event]]
+#: A plugin's factory: gets the settings, returns a middleware (or ``None`` to stay out).
+ChatMiddlewareFactory = Callable[[Any], ChatMiddleware | None]

@@ -1,0 +1,170 @@
+"""Command line: ``claude2api [serve] [--config FILE]``, ``claude2api demo`` (or ``--demo``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import socket
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from aiohttp import web
+
+from . import __version__
+from .app import create_app, make_runner
+from .config import ConfigError, Settings, load_settings, read_dotenv
+from .logs import configure_logging, get_logger, register_secret
+
+log = get_logger(__name__)
+
+DEMO_API_KEY = "sk-claude2api-demo"
+DEMO_ADDRESS = "127.0.0.1:8080"
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="claude2api", description="OpenAI-compatible API over claude.ai web sessions."
+    )
+    parser.add_argument("--version", action="version", version=f"claude2api {__version__}")
+    parser.add_argument("--config", metavar="FILE", help="YAML configuration file (environment variables override it)")
+    parser.add_argument("--demo", action="store_true", help="same as the `demo` command")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        default="serve",
+        choices=("serve", "demo"),
+        help="serve (default): run the daemon; demo: run it against a built-in fake claude.ai",
+    )
+    args = parser.parse_args(argv)
+    if args.demo:
+        args.command = "demo"
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    environ = dict(os.environ)
+    if Path(".env").is_file():
+        environ = {**read_dotenv(Path(".env")), **environ}
+    try:
+        if args.command == "demo":
+            return asyncio.run(run_demo(args.config, environ))
+        settings = load_settings(args.config, environ)
+        _setup_logging(settings)
+        return asyncio.run(serve(settings))
+    except ConfigError as exc:
+        print(f"claude2api: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _setup_logging(settings: Settings) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+    for secret in (*settings.api_keys, settings.admin_key, *(s.key for s in settings.sessions)):
+        if secret:
+            register_secret(secret)
+    if settings.proxy:
+        from urllib.parse import urlsplit
+
+        password = urlsplit(settings.proxy).password
+        if password:
+            register_secret(password)
+
+
+async def serve(settings: Settings, *, banner: str | None = None) -> int:
+    """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
+    runner = make_runner(create_app(settings))
+    await runner.setup()
+    site = web.TCPSite(runner, settings.host, settings.port)
+    try:
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        print(f"claude2api: cannot listen on {settings.address}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    log.info(
+        "listening",
+        address=settings.address,
+        sessions=len(settings.sessions),
+        upstream=settings.claude_base_url,
+        mirror=settings.mirror_api_prefix if settings.enable_mirror_api else None,
+    )
+    if banner:
+        print(banner, flush=True)
+    sd_notify("READY=1")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        sd_notify("STOPPING=1")
+        log.info("shutting_down")
+        await runner.cleanup()
+    return 0
+
+
+async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
+    """The daemon against the built-in fake claude.ai: the whole API, no account needed."""
+    from .testing import FakeClaude
+
+    async with FakeClaude() as fake:
+        fake.add_account()
+        fake.add_account()
+        demo_env = {
+            **environ,
+            "SESSIONS": ",".join(a.session_key for a in fake.accounts),
+            "CLAUDE_BASE_URL": fake.base_url,
+            "APIKEY": environ.get("APIKEY") or DEMO_API_KEY,
+            "ADDRESS": environ.get("ADDRESS") or DEMO_ADDRESS,
+            "ENABLE_MIRROR_API": "false",
+        }
+        settings = load_settings(config_path, demo_env)
+        _setup_logging(settings)
+        api_key = settings.api_keys[0]
+        base = f"http://{_display_host(settings.host)}:{settings.port}"
+        banner = "\n".join(
+            [
+                "",
+                "claude2api demo: the daemon is talking to a built-in fake claude.ai (no account needed).",
+                f"  Base URL (OpenAI SDK): {base}/v1",
+                f"  API key:               {api_key}",
+                "  Try:",
+                f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {api_key}' "
+                "-H 'Content-Type: application/json' "
+                """-d '{"model":"claude-sonnet-4-6","messages":[{"role":"user","content":"Hello"}]}'""",
+                "  Press Ctrl+C to stop.",
+                "",
+            ]
+        )
+        return await serve(settings, banner=banner)
+
+
+def _display_host(host: str) -> str:
+    if host in ("0.0.0.0", ""):
+        return "127.0.0.1"
+    return f"[{host}]" if ":" in host else host
+
+
+def sd_notify(state: str) -> None:
+    """Tell systemd (Type=notify) about our state; a no-op outside systemd."""
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address[0] == "@":
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as exc:
+        log.warning("sd_notify_failed", error=str(exc))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,535 @@
+"""Settings: defaults < YAML file < environment variables, validated once at startup.
+
+Each setting has a snake_case name, which is its YAML key, and an environment variable, which is
+that name in upper case (``APIKEY`` for ``api_keys``, as in the original program). The original's
+camelCase YAML keys (``apiKey``, ``chatDelete`` ...) are accepted as aliases, with the same
+defaults as everywhere else (the original's YAML defaulted them to 0/false, which was a bug).
+
+An environment variable that is set but empty counts as unset, so ``APIKEY=${APIKEY}`` in a compose
+file with nothing behind it does not override the YAML file.
+
+Every problem raises :class:`ConfigError` with one line that names the setting and never contains
+a secret; the CLI prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import difflib
+import ipaddress
+import math
+import os
+import re
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from claude2api.logs import MASK, fingerprint, redact_url
+
+
+class ConfigError(Exception):
+    """A setting is missing or invalid. ``str(error)`` is one line, safe to print and log."""
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class SessionSpec:
+    """One claude.ai account: its ``sessionKey`` cookie and, if known, its organization UUID
+    (which saves the ``/api/organizations`` lookup). ``repr`` shows the fingerprint, never the key."""
+
+    key: str
+    org_id: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.key)
+
+    def __repr__(self) -> str:
+        return f"SessionSpec({self.fingerprint}, org_id={self.org_id!r})"
+
+
+# --- parsers: (raw value from the environment or YAML, name to report) -> typed value ----------
+
+Parser = Callable[[Any, str], Any]
+
+_BOOLEANS = {
+    **dict.fromkeys(("true", "1", "yes", "on"), True),
+    **dict.fromkeys(("false", "0", "no", "off"), False),
+}
+_PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
+# Printable ASCII minus what a cookie value cannot hold; catches a pasted "sessionKey=..." or Cookie header.
+_SESSION_KEY_CHARS = re.compile(r'[!-~]+')
+_SESSION_KEY_FORBIDDEN = re.compile(r'[;=,"\\]')
+_MIRROR_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+
+
+def _text(raw: Any, name: str) -> str:
+    # YAML turns `apiKey: 123` into an int; the original's Go YAML decoder read it as a string.
+    if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
+        raise ConfigError(f"{name} must be a string")
+    return str(raw).strip()
+
+
+def _optional_text(raw: Any, name: str) -> str | None:
+    return _text(raw, name) or None
+
+
+def _boolean(raw: Any, name: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    value = _BOOLEANS.get(str(raw).strip().lower()) if isinstance(raw, (str, int)) else None
+    if value is None:
+        raise ConfigError(f"{name} must be true or false (or 1/0, yes/no, on/off), got {raw!r}")
+    return value
+
+
+def _integer(minimum: int) -> Parser:
+    def parse(raw: Any, name: str) -> int:
+        value: int | None = None
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            value = raw
+        elif isinstance(raw, str):
+            try:
+                value = int(raw)
+            except ValueError:
+                pass
+        if value is None or value < minimum:
+            raise ConfigError(f"{name} must be an integer >= {minimum}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _number(*, positive: bool) -> Parser:
+    """A float; ``positive`` excludes 0 (timeouts), otherwise 0 is allowed (e.g. "disabled")."""
+    bound = "> 0" if positive else ">= 0"
+
+    def parse(raw: Any, name: str) -> float:
+        value: float | None = None
+        if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+            value = float(raw)
+        elif isinstance(raw, str):
+            try:
+                value = float(raw)
+            except ValueError:
+                pass
+        if value is None or not math.isfinite(value) or value < 0 or (positive and value == 0):
+            raise ConfigError(f"{name} must be a number {bound}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _choice(*options: str) -> Parser:
+    def parse(raw: Any, name: str) -> str:
+        value = _text(raw, name).lower()
+        if value not in options:
+            raise ConfigError(f"{name} must be one of {', '.join(options)}, got {raw!r}")
+        return value
+
+    return parse
+
+
+def _items(raw: Any, name: str) -> list[Any]:
+    """A list from YAML, or the comma-separated form used by environment variables."""
+    if isinstance(raw, str):
+        return raw.split(",")
+    if isinstance(raw, list):
+        return raw
+    raise ConfigError(f"{name} must be a list or a comma-separated string")
+
+
+def _string_list(raw: Any, name: str) -> tuple[str, ...]:
+    return tuple(value for value in (_text(item, name) for item in _items(raw, name)) if value)
+
+
+def _sessions(raw: Any, name: str) -> tuple[SessionSpec, ...]:
+    specs: dict[str, SessionSpec] = {}
+    for number, item in enumerate(_items(raw, name), 1):
+        spec = _session(item, f"{name} entry {number}")
+        if spec is None:
+            continue
+        if spec.key in specs:
+            raise ConfigError(f"{name} lists the same session key twice ({spec.fingerprint})")
+        specs[spec.key] = spec
+    return tuple(specs.values())
+
+
+def _session(item: Any, label: str) -> SessionSpec | None:
+    """``key``, ``key:orgUUID`` or ``{session_key: ..., org_id: ...}``; ``None`` for an empty entry."""
+    if isinstance(item, dict):
+        unknown = set(item) - {"session_key", "sessionKey", "org_id", "orgID"}
+        if unknown:
+            names = ", ".join(repr(str(k)) for k in sorted(unknown, key=str))
+            raise ConfigError(f"{label} has unknown field(s) {names}")
+        key = _text(item.get("session_key") or item.get("sessionKey") or "", label)
+        org = _text(item.get("org_id") or item.get("orgID") or "", label)
+    elif isinstance(item, str):
+        key, _, org = (part.strip() for part in item.strip().partition(":"))
+    else:
+        raise ConfigError(f"{label} must be a string or a mapping")
+    if not key:
+        if org:
+            raise ConfigError(f"{label} has an org id but no session key")
+        return None
+    if not _SESSION_KEY_CHARS.fullmatch(key) or _SESSION_KEY_FORBIDDEN.search(key):
+        raise ConfigError(
+            f"{label} does not look like a session key (it contains whitespace, ';', '=' or the like):"
+            " give only the value of the sessionKey cookie"
+        )
+    return SessionSpec(key, _org_id(org, label) if org else None)
+
+
+def _org_id(org: str, label: str) -> str:
+    try:
+        return str(uuid.UUID(org))
+    except ValueError:
+        raise ConfigError(f"{label}: the org id after ':' is not a UUID") from None
+
+
+def _address(raw: Any, name: str) -> str:
+    address = _text(raw, name)
+    _split_address(address, name)
+    return address
+
+
+def _split_address(address: str, name: str) -> tuple[str, int]:
+    """``host:port``, ``:port`` (all interfaces: host ``""``) or ``[ipv6]:port``."""
+    host, sep, port = address.rpartition(":")
+    valid = bool(sep) and port.isascii() and port.isdigit() and int(port) <= 65535
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+        valid = valid and _is_ip(host)
+    elif ":" in host or any(c.isspace() for c in host):
+        valid = False
+    if not valid:
+        raise ConfigError(f"{name} must be host:port, :port or [ipv6]:port, got {address!r}")
+    return host, int(port)
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    return _is_ip(host) and ipaddress.ip_address(host).is_loopback
+
+
+def _proxy(raw: Any, name: str) -> str | None:
+    url = _text(raw, name)
+    if not url:
+        return None
+    problem = _proxy_problem(url)
+    if problem:
+        raise ConfigError(f"{name} is not a valid proxy URL: {redact_url(url)} ({problem})")
+    return url
+
+
+def _proxy_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "malformed host or port"
+    if parts.scheme not in _PROXY_SCHEMES:
+        return f"expected scheme://[user:password@]host:port with scheme {', '.join(_PROXY_SCHEMES)}"
+    if not parts.hostname:
+        return "no host"
+    if port is None:
+        return "no port"
+    return None
+
+
+def _base_url(raw: Any, name: str) -> str:
+    url = _text(raw, name).rstrip("/")
+    if not _is_http_url(url):
+        raise ConfigError(f"{name} must be an http(s) URL with a host, got {redact_url(url)!r}")
+    return url
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _mirror_prefix(raw: Any, name: str) -> str:
+    """Trailing slashes stripped; validated with ``enable_mirror_api`` in :func:`_check`."""
+    return _text(raw, name).rstrip("/")
+
+
+def _setting(default: Any, parse: Parser, *, env: str | None = None) -> Any:
+    return field(default=default, metadata={"parse": parse, "env": env})
+
+
+@dataclass(frozen=True, repr=False)
+class Settings:
+    """The daemon's effective configuration. Build it with :func:`load_settings`.
+
+    Constructing it directly (as tests do) skips validation. ``repr`` is :meth:`redacted`, so
+    printing or logging a ``Settings`` cannot leak a secret.
+    """
+
+    #: The YAML file :func:`load_settings` read, or ``None``. Not a field: not compared, not printed,
+    #: and ``dataclasses.replace`` resets it.
+    config_file: ClassVar[Path | None] = None
+
+    sessions: tuple[SessionSpec, ...] = _setting((), _sessions)
+    address: str = _setting("0.0.0.0:8080", _address)
+    api_keys: tuple[str, ...] = _setting((), _string_list, env="APIKEY")
+    proxy: str | None = _setting(None, _proxy)
+    chat_delete: bool = _setting(True, _boolean)
+    max_chat_history_length: int = _setting(10000, _integer(0))
+    no_role_prefix: bool = _setting(False, _boolean)
+    prompt_disable_artifacts: bool = _setting(False, _boolean)
+    enable_mirror_api: bool = _setting(False, _boolean)
+    mirror_api_prefix: str = _setting("", _mirror_prefix)
+    claude_base_url: str = _setting("https://claude.ai", _base_url)
+    #: "2026": the first completion creates the conversation (create_conversation_params) and
+    #: carries the thinking flag; "2025": a separate create call and per-conversation paprika_mode.
+    upstream_protocol: str = _setting("2026", _choice("2026", "2025"))
+    thinking_output: str = _setting(
+        "think_tags", _choice("think_tags", "reasoning_content", "reasoning", "both", "hidden")
+    )
+    models: tuple[str, ...] = _setting((), _string_list)
+    log_level: str = _setting("info", _choice("debug", "info", "warning", "error"))
+    log_format: str = _setting("auto", _choice("auto", "json", "console"))
+    upstream_connect_timeout: float = _setting(30.0, _number(positive=True))
+    #: The longest silent gap allowed in an upstream stream, not a total timeout.
+    upstream_read_timeout: float = _setting(600.0, _number(positive=True))
+    max_request_body_mb: float = _setting(32.0, _number(positive=True))
+    image_max_bytes: int = _setting(10 * 1024 * 1024, _integer(1))
+    image_fetch_timeout: float = _setting(20.0, _number(positive=True))
+    image_fetch_allow_private: bool = _setting(False, _boolean)
+    cooldown_default_seconds: float = _setting(3600.0, _number(positive=False))
+    request_rate_cooldown_seconds: float = _setting(60.0, _number(positive=False))
+    #: SSE keep-alive comment interval; 0 disables.
+    keepalive_interval: float = _setting(15.0, _number(positive=False))
+    #: Concurrent requests per session; 0 = unlimited.
+    session_max_concurrency: int = _setting(0, _integer(0))
+    session_wait_timeout: float = _setting(30.0, _number(positive=False))
+    state_file: str | None = _setting(None, _optional_text)
+    admin_key: str | None = _setting(None, _optional_text)
+    #: Upstream attempts per request.
+    retry_count: int = _setting(5, _integer(1))
+    #: Module paths of chat-middleware plugins to load, in order.
+    plugins: tuple[str, ...] = _setting((), _string_list)
+
+    @property
+    def host(self) -> str:
+        """The listen host; ``""`` (from ``:port``) means all interfaces."""
+        return _split_address(self.address, "ADDRESS")[0]
+
+    @property
+    def port(self) -> int:
+        return _split_address(self.address, "ADDRESS")[1]
+
+    def __repr__(self) -> str:
+        return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"
+
+    def redacted(self) -> dict[str, Any]:
+        """Every setting, JSON-ready, with session keys as fingerprints and other secrets masked."""
+        shown = {f.name: getattr(self, f.name) for f in fields(self)}
+        shown.update(
+            sessions=[{"session": s.fingerprint, "org_id": s.org_id} for s in self.sessions],
+            api_keys=[MASK for _ in self.api_keys],
+            admin_key=MASK if self.admin_key else None,
+            proxy=redact_url(self.proxy) if self.proxy else None,
+            models=list(self.models),
+            plugins=list(self.plugins),
+        )
+        return shown
+
+    def secret_values(self) -> tuple[str, ...]:
+        """Every configured secret, to pass to :func:`claude2api.logs.register_secret` at startup."""
+        password = urlsplit(self.proxy).password if self.proxy else None
+        candidates = (
+            *self.api_keys,
+            self.admin_key,
+            password,
+            unquote(password) if password else None,
+            *(s.key for s in self.sessions),
+        )
+        return tuple(dict.fromkeys(v for v in candidates if v))
+
+
+def env_name(setting: str) -> str:
+    """A setting's environment variable: ``retry_count`` -> ``RETRY_COUNT``, ``api_keys`` -> ``APIKEY``."""
+    return Settings.__dataclass_fields__[setting].metadata["env"] or setting.upper()
+
+
+# The original program's camelCase YAML keys, and the singular spelling of api_keys.
+_YAML_ALIASES = {
+    "apiKey": "api_keys",
+    "api_key": "api_keys",
+    "chatDelete": "chat_delete",
+    "maxChatHistoryLength": "max_chat_history_length",
+    "noRolePrefix": "no_role_prefix",
+    "promptDisableArtifacts": "prompt_disable_artifacts",
+    "enableMirrorApi": "enable_mirror_api",
+    "mirrorApiPrefix": "mirror_api_prefix",
+    "retryCount": "retry_count",
+}
+_YAML_KEYS = {f.name: f.name for f in fields(Settings)} | _YAML_ALIASES
+
+DEFAULT_CONFIG_FILE = "config.yaml"
+
+
+def load_settings(config_path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Settings:
+    """Read defaults, then the YAML file, then ``environ``, and validate the result.
+
+    ``config_path`` ``None`` means ``config.yaml`` in the current directory if there is one (as in
+    the original); a given path must exist. The file read is in ``settings.config_file``.
+    ``environ`` is the process environment, with any ``.env`` values (:func:`read_dotenv`) merged
+    under it by the caller.
+    """
+    path = _find_config_file(config_path)
+    from_yaml = _read_yaml(path) if path else {}
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        parse: Parser = f.metadata["parse"]
+        variable = env_name(f.name)
+        key, raw = from_yaml.get(f.name, (None, None))
+        if environ.get(variable, "").strip():
+            values[f.name] = parse(environ[variable], variable)
+        elif raw is not None:
+            values[f.name] = parse(raw, f"{key} ({path})")
+    settings = Settings(**values)
+    _check(settings)
+    object.__setattr__(settings, "config_file", path)  # frozen: the one write, right after creation
+    return settings
+
+
+def _find_config_file(config_path: str | os.PathLike[str] | None) -> Path | None:
+    if config_path is None:
+        default = Path(DEFAULT_CONFIG_FILE)
+        return default if default.is_file() else None
+    path = Path(config_path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    return path
+
+
+def _read_yaml(path: Path) -> dict[str, tuple[str, Any]]:
+    """``{setting: (key as written, value)}``; rejects unknown keys and a setting given twice."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    except yaml.YAMLError as exc:
+        # Only the problem and its position: str(exc) quotes the offending line, which may hold a secret.
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "parse error"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings at the top level")
+    found: dict[str, tuple[str, Any]] = {}
+    for key, value in data.items():
+        setting = _YAML_KEYS.get(key) if isinstance(key, str) else None
+        if setting is None:
+            raise ConfigError(f"{path}: unknown setting {key!r}{_did_you_mean(str(key))}")
+        if setting in found:
+            raise ConfigError(f"{path}: {found[setting][0]!r} and {key!r} are the same setting; keep one")
+        found[setting] = (key, value)
+    return found
+
+
+def _did_you_mean(key: str) -> str:
+    close = difflib.get_close_matches(key, list(_YAML_KEYS), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _check(settings: Settings) -> None:
+    """Checks that involve several settings."""
+    if settings.enable_mirror_api:
+        _check_mirror_prefix(settings.mirror_api_prefix)
+    if not settings.sessions and not settings.enable_mirror_api:
+        raise ConfigError("no SESSIONS configured and mirror mode is off: nothing to serve")
+    # Without sessions (mirror only) there is nothing of ours to relay; the original served mirror
+    # mode without APIKEY, so that keeps working.
+    if settings.sessions and not settings.api_keys and not _is_loopback(settings.host):
+        raise ConfigError(
+            f"APIKEY is empty and ADDRESS {settings.address} is not a loopback address: refusing to"
+            " run an open relay; set APIKEY (clients send it as 'Authorization: Bearer <key>')"
+            " or listen on 127.0.0.1"
+        )
+
+
+def _check_mirror_prefix(prefix: str) -> None:
+    if not prefix:
+        raise ConfigError(
+            "ENABLE_MIRROR_API is on but MIRROR_API_PREFIX is empty or '/': set a path such as /mirror"
+        )
+    if not _MIRROR_PREFIX.fullmatch(prefix):
+        raise ConfigError(
+            f"MIRROR_API_PREFIX must be a path starting with '/' such as /mirror"
+            f" (letters, digits, '.', '_', '~', '-' between slashes), got {prefix!r}"
+        )
+    if prefix.split("/")[1] in ("v1", "hf"):
+        raise ConfigError(
+            f"MIRROR_API_PREFIX {prefix!r} would shadow the /v1 and /hf API routes; choose another"
+        )
+
+
+# --- .env ------------------------------------------------------------------------------------
+
+_DOTENV_LINE = re.compile(r"(?:export\s+)?([A-Za-z_][A-Za-z0-9_.]*)\s*=\s*(.*)")
+_DOUBLE_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"\s*(?:#.*)?')
+_SINGLE_QUOTED = re.compile(r"'([^']*)'\s*(?:#.*)?")
+_ESCAPES = {"n": "\n", "r": "\r", "t": "\t"}
+
+
+def read_dotenv(path: str | os.PathLike[str]) -> dict[str, str]:
+    """The ``KEY=VALUE`` pairs of a ``.env`` file, or ``{}`` if there is none.
+
+    The subset of godotenv the original relied on: ``#`` comments, optional ``export``, values in
+    single quotes (literal) or double quotes (``\\n``-style escapes), unquoted values with an
+    optional `` # comment``. No variable expansion, no multi-line values. Like godotenv, the values
+    must not override variables already set: merge them *under* the environment, e.g.
+    ``{**read_dotenv(".env"), **os.environ}``.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+    values: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        match = _DOTENV_LINE.fullmatch(line)
+        if not match:
+            raise ConfigError(f"{path} line {number}: expected KEY=VALUE")
+        values[match[1]] = _dotenv_value(match[2], f"{path} line {number}")
+    return values
+
+
+def _dotenv_value(raw: str, where: str) -> str:
+    if raw.startswith('"'):
+        match = _DOUBLE_QUOTED.fullmatch(raw)
+        if not match:
+            raise ConfigError(f"{where}: unterminated double quote (multi-line values are not supported)")
+        return re.sub(r"\\(.)", lambda m: _ESCAPES.get(m[1], m[1]), match[1])
+    if raw.startswith("'"):
+        match = _SINGLE_QUOTED.fullmatch(raw)
+        if not match:
+            raise ConfigError(f"{where}: unterminated single quote (multi-line values are not supported)")
+        return match[1]
+    return re.split(r"\s+#", raw, maxsplit=1)[0].strip()

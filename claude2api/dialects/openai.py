@@ -1,0 +1,651 @@
+"""OpenAI Chat Completions dialect: request parsing, stream and non-stream rendering, model list.
+
+The wire contract is ``client-contract.md`` sections 1-3 and 6: what stock SDKs and chat
+front-ends require. In short: streams are ``data:`` frames only (never ``event:`` lines), one id
+and ``created`` per stream, a role chunk first, a ``delta: {}`` chunk with the finish reason, the
+usage chunk only when ``stream_options.include_usage`` asked for it, then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from claude2api.chat import (
+    ChatRequest,
+    Event,
+    ImagePart,
+    Message,
+    Part,
+    Role,
+    Stop,
+    TextDelta,
+    TextPart,
+    Thinking,
+    ThinkingDelta,
+)
+from claude2api.errors import APIError, bad_request
+from claude2api.models import ModelCatalog, ModelInfo
+from claude2api.stops import StopCutter
+from claude2api.tokens import TokenCounter
+
+
+def _dumps(obj: object) -> str:
+    """Compact JSON, as every frame and body we send is written."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Request parsing
+
+_ROLES: dict[str, Role] = {
+    "system": "system",
+    "developer": "system",
+    "user": "user",
+    "assistant": "assistant",
+    "tool": "tool",
+    "function": "tool",
+}
+
+#: ``reasoning_effort`` values that turn extended thinking on; ``"none"`` turns it off.
+THINKING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
+#: Effort for a ``-think`` model when the request gives no ``reasoning_effort``.
+DEFAULT_THINK_EFFORT = "high"
+MAX_STOPS = 4
+
+#: Reasoning echoed back by front-ends inside assistant content (``<think>`` / ``<thinking>``).
+_THINK_BLOCK = re.compile(r"<(think|thinking)>.*?</\1>\s*", re.DOTALL | re.IGNORECASE)
+_DATA_URL = re.compile(r"([^,]*),(.*)", re.DOTALL)  # after "data:"
+_URLSAFE_B64 = str.maketrans("-_", "+/")
+
+_JSON_OBJECT_INSTRUCTION = (
+    "Answer with exactly one valid JSON object and nothing else: no prose before or after it, "
+    "no Markdown code fences."
+)
+_JSON_SCHEMA_INSTRUCTION = (
+    "Answer with exactly one valid JSON value that conforms to this JSON Schema, and nothing else: "
+    "no prose before or after it, no Markdown code fences.\nJSON Schema: {schema}"
+)
+
+
+@dataclass(slots=True)
+class OpenAIOptions:
+    """What the renderer needs from the request beyond the :class:`ChatRequest`."""
+
+    include_usage: bool = False
+    #: ``"json_object"``, ``"json_schema"`` or ``None`` (plain text).
+    response_format: str | None = None
+    #: Per-request override of the daemon's thinking output mode (see :data:`THINKING_OUTPUTS`).
+    thinking_output: str | None = None
+
+
+def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, OpenAIOptions]:
+    """Validate a decoded ``/v1/chat/completions`` body and convert it to the neutral request.
+
+    Unknown fields are ignored (stock clients send many we have no use for); malformed known ones
+    raise a 400 :class:`APIError` naming the offending ``param``; an unknown model raises a 404.
+    """
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    model = _parse_model(body.get("model"), catalog)
+    resolved = catalog.resolve(model)
+    if resolved is None:
+        raise APIError(
+            404,
+            f"The model `{model}` does not exist or you do not have access to it.",
+            type="invalid_request_error",
+            code="model_not_found",
+            param="model",
+        )
+    messages = _parse_messages(body.get("messages"))
+    _check_n(body.get("n"))
+    response_format, instructions = _parse_response_format(body.get("response_format"))
+    request = ChatRequest(
+        model=model,
+        upstream_model=resolved.upstream,
+        messages=messages,
+        stream=_parse_stream(body.get("stream")),
+        thinking=_parse_thinking(body.get("reasoning_effort"), resolved.thinking),
+        stop=_parse_stop(body.get("stop")),
+        max_tokens=_parse_max_tokens(body),
+        instructions=instructions,
+    )
+    options = OpenAIOptions(
+        include_usage=_parse_include_usage(body.get("stream_options")),
+        response_format=response_format,
+    )
+    return request, options
+
+
+def _parse_model(raw: object, catalog: ModelCatalog) -> str:
+    if raw is None or raw == "":
+        return catalog.default
+    if not isinstance(raw, str):
+        raise bad_request("Invalid type for 'model': expected a string.", param="model")
+    return raw
+
+
+def _parse_stream(raw: object) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise bad_request("Invalid type for 'stream': expected a boolean.", param="stream")
+    return raw
+
+
+def _check_n(raw: object) -> None:
+    if raw is not None and (type(raw) is not int or raw != 1):
+        raise bad_request("Only n=1 is supported.", param="n")
+
+
+def _parse_stop(raw: object) -> list[str]:
+    if raw is None:
+        return []
+    stops = [raw] if isinstance(raw, str) else raw
+    if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
+        raise bad_request("Invalid type for 'stop': expected a string or an array of strings.", param="stop")
+    if len(stops) > MAX_STOPS:
+        raise bad_request(f"'stop' accepts at most {MAX_STOPS} sequences.", param="stop")
+    return [s for s in stops if s]
+
+
+def _parse_max_tokens(body: dict[str, Any]) -> int | None:
+    """``max_completion_tokens`` wins over the deprecated ``max_tokens``; both must be valid."""
+    values = {}
+    for name in ("max_tokens", "max_completion_tokens"):
+        raw = body.get(name)
+        if raw is not None and (type(raw) is not int or raw < 1):
+            raise bad_request(f"Invalid value for '{name}': expected a positive integer.", param=name)
+        values[name] = raw
+    if values["max_completion_tokens"] is not None:
+        return values["max_completion_tokens"]
+    return values["max_tokens"]
+
+
+def _parse_include_usage(raw: object) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, dict):
+        raise bad_request("Invalid type for 'stream_options': expected an object.", param="stream_options")
+    return bool(raw.get("include_usage"))
+
+
+def _parse_thinking(raw: object, think_model: bool) -> Thinking | None:
+    """Thinking from ``reasoning_effort`` and the ``-think`` suffix.
+
+    An explicit ``reasoning_effort`` decides, ``"none"`` included (it turns thinking off even on a
+    ``-think`` model); without one, a ``-think`` model thinks at :data:`DEFAULT_THINK_EFFORT`.
+    """
+    if raw is None:
+        return Thinking(effort=DEFAULT_THINK_EFFORT) if think_model else None
+    if not isinstance(raw, str):
+        raise bad_request("Invalid type for 'reasoning_effort': expected a string.", param="reasoning_effort")
+    if raw == "none":
+        return None
+    if raw not in THINKING_EFFORTS:
+        allowed = ", ".join(sorted(THINKING_EFFORTS | {"none"}))
+        raise bad_request(
+            f"Invalid value for 'reasoning_effort': {raw!r}; expected one of {allowed}.",
+            param="reasoning_effort",
+        )
+    return Thinking(effort=raw)
+
+
+def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:
+    """The JSON mode asked for and the prompt instructions that emulate it (claude.ai has no such knob)."""
+    if raw is None:
+        return None, []
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if kind == "text":
+        return None, []
+    if kind == "json_object":
+        return kind, [_JSON_OBJECT_INSTRUCTION]
+    if kind == "json_schema":
+        spec = raw.get("json_schema")
+        if not isinstance(spec, dict):
+            raise bad_request(
+                "Invalid type for 'response_format.json_schema': expected an object.",
+                param="response_format.json_schema",
+            )
+        schema = json.dumps(spec.get("schema", {}), ensure_ascii=False)
+        return kind, [_JSON_SCHEMA_INSTRUCTION.format(schema=schema)]
+    raise bad_request(
+        "Invalid value for 'response_format.type': expected 'text', 'json_object' or 'json_schema'.",
+        param="response_format",
+    )
+
+
+def _parse_messages(raw: object) -> list[Message]:
+    if raw is None:
+        raise bad_request("Missing required parameter: 'messages'.", param="messages")
+    if not isinstance(raw, list):
+        raise bad_request("Invalid type for 'messages': expected an array.", param="messages")
+    if not raw:
+        raise bad_request("'messages' must contain at least one message.", param="messages")
+    return [_parse_message(m, i) for i, m in enumerate(raw)]
+
+
+def _parse_message(raw: object, i: int) -> Message:
+    if not isinstance(raw, dict):
+        raise bad_request(f"Invalid type for 'messages[{i}]': expected an object.", param=f"messages[{i}]")
+    name = raw.get("role")
+    role = _ROLES.get(name) if isinstance(name, str) else None
+    if role is None:
+        raise bad_request(
+            f"Invalid value for 'messages[{i}].role': expected one of {', '.join(_ROLES)}.",
+            param=f"messages[{i}].role",
+        )
+    parts = _parse_content(raw.get("content"), i, null_ok=role == "assistant")
+    if role == "assistant":
+        # Reasoning echoed back (reasoning_content / reasoning fields are simply not read).
+        parts = [TextPart(_THINK_BLOCK.sub("", p.text)) if isinstance(p, TextPart) else p for p in parts]
+        calls = _describe_tool_calls(raw)
+        if calls:
+            parts.append(TextPart(calls))
+    return Message(role, parts or [TextPart("")])
+
+
+def _parse_content(content: object, i: int, *, null_ok: bool) -> list[Part]:
+    if isinstance(content, str):
+        return [TextPart(content)]
+    if content is None and null_ok:
+        return []
+    if not isinstance(content, list):
+        raise bad_request(
+            f"Invalid type for 'messages[{i}].content': expected a string or an array of content parts.",
+            param=f"messages[{i}].content",
+        )
+    return [_parse_part(part, f"messages[{i}].content[{j}]") for j, part in enumerate(content)]
+
+
+def _parse_part(part: object, param: str) -> Part:
+    """A content part; ``refusal`` parts (assistant history) count as text."""
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind in ("text", "refusal"):
+        text = part.get(kind)  # type: ignore[union-attr]
+        if isinstance(text, str):
+            return TextPart(text)
+    elif kind == "image_url":
+        image = part.get("image_url")  # type: ignore[union-attr]
+        url = image.get("url") if isinstance(image, dict) else image  # a bare string from some clients
+        if isinstance(url, str):
+            return _parse_image_url(url, param)
+    else:
+        raise bad_request(
+            f"Unsupported content part type {kind!r} in '{param}': only text and image_url are supported.",
+            param=param,
+        )
+    raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
+
+
+def _parse_image_url(url: str, param: str) -> ImagePart:
+    """A ``data:`` URL becomes inline bytes; an http(s) URL is kept for the daemon to download."""
+    if url[:5].lower() == "data:":
+        return _decode_data_url(url, param)
+    parts = urlsplit(url)
+    if parts.scheme.lower() in ("http", "https") and parts.netloc:
+        return ImagePart(url=url)
+    raise bad_request(f"Invalid image URL in '{param}': expected a data: or http(s) URL.", param=param)
+
+
+def _decode_data_url(url: str, param: str) -> ImagePart:
+    match = _DATA_URL.fullmatch(url, 5)
+    header = match.group(1).split(";") if match else []
+    media_type = header[0].strip().lower() if header else ""
+    if not match or header[-1].strip().lower() != "base64" or not media_type.startswith("image/"):
+        raise bad_request(
+            f"Invalid image data URL in '{param}': expected data:image/<type>;base64,<data>.", param=param
+        )
+    data = "".join(match.group(2).split()).translate(_URLSAFE_B64).rstrip("=")
+    try:
+        decoded = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
+    except (binascii.Error, ValueError):
+        decoded = b""
+    if not decoded:
+        raise bad_request(f"Invalid base64 image data in '{param}'.", param=param)
+    return ImagePart(media_type=media_type, data=decoded)
+
+
+def _describe_tool_calls(message: dict[str, Any]) -> str:
+    """Past tool calls of an assistant message as text, so the history keeps them."""
+    calls = message.get("tool_calls")
+    functions = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    functions.append(message.get("function_call"))  # the legacy single-call field
+    return "\n".join(
+        f"[called tool {f.get('name')} with {_arguments(f.get('arguments'))}]"
+        for f in functions
+        if isinstance(f, dict)
+    )
+
+
+def _arguments(raw: object) -> str:
+    """Tool-call arguments are a JSON string on the wire; some clients send the object itself."""
+    if raw is None:
+        return "{}"
+    return raw if isinstance(raw, str) else _dumps(raw)
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+#: Where thinking goes in the output; the daemon setting, overridable by ``OpenAIOptions``.
+THINKING_OUTPUTS = ("reasoning_content", "reasoning", "both", "think_tags", "hidden")
+_REASONING_KEYS = {
+    "reasoning_content": ("reasoning_content",),
+    "reasoning": ("reasoning",),
+    "both": ("reasoning_content", "reasoning"),
+}
+THINK_OPEN = "<think>\n"
+THINK_CLOSE = "\n</think>\n\n"
+
+#: Claude stop reason → OpenAI finish reason (client-contract.md section 6); unknown → "stop".
+FINISH_REASONS = {
+    "end_turn": "stop",
+    "stop_sequence": "stop",
+    "pause_turn": "stop",
+    "max_tokens": "length",
+    "model_context_window_exceeded": "length",
+    "tool_use": "tool_calls",
+    "refusal": "content_filter",
+}
+
+_JSON_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
+
+
+class _Reply:
+    """Answer-text state shared by the stream and the collector.
+
+    Applies the client's stop strings and the ``max_tokens`` soft cap to answer text (never to
+    thinking), maps the Stop reason, and counts tokens. ``finish_reason`` is set once the reply is
+    over, after which every event is ignored.
+    """
+
+    __slots__ = ("_cutter", "_max_tokens", "answer", "finish_reason", "thinking")
+
+    def __init__(self, stops: list[str], max_tokens: int | None) -> None:
+        self._cutter = StopCutter(stops)
+        self._max_tokens = max_tokens
+        self.answer = TokenCounter()
+        self.thinking = TokenCounter()
+        self.finish_reason: str | None = None
+
+    def feed(self, event: Event) -> tuple[str, str]:
+        """The (thinking, answer) text to emit for ``event``; at most one of them is non-empty."""
+        if self.finish_reason is not None:
+            return "", ""
+        if isinstance(event, TextDelta):
+            text, matched = self._cutter.feed(event.text)
+            text = self._cap(text)
+            if matched is not None and self.finish_reason is None:
+                self.finish_reason = "stop"
+            return "", text
+        if isinstance(event, ThinkingDelta):
+            self.thinking.add(event.text)
+            return event.text, ""
+        if isinstance(event, Stop):
+            return "", self.end(FINISH_REASONS.get(event.reason, "stop"))
+        return "", ""  # Limit: quota bookkeeping, nothing for the client
+
+    def end(self, reason: str = "stop") -> str:
+        """Finish the reply (if not already finished); returns the held-back answer text."""
+        text = self._cap(self._cutter.flush())
+        if self.finish_reason is None:
+            self.finish_reason = reason
+        return text
+
+    def _cap(self, text: str) -> str:
+        if not text:
+            return text
+        if self._max_tokens is None:
+            self.answer.add(text)
+            return text
+        kept = self.answer.add_within(text, self._max_tokens)
+        if len(kept) < len(text):
+            self.finish_reason = "length"
+        return kept
+
+
+class _Renderer:
+    """Common state of :class:`OpenAIStream` and :class:`OpenAICollector`.
+
+    ``_shape`` turns the reply's (thinking, answer) pieces into (reasoning, content) per the thinking
+    output mode; in ``think_tags`` mode thinking is wrapped in ``<think>`` tags inside ``content``.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        options: OpenAIOptions,
+        thinking_output: str,
+        prompt_tokens: int,
+        stops: list[str],
+        max_tokens: int | None,
+        created: int | None = None,
+        completion_id: str | None = None,
+    ) -> None:
+        mode = options.thinking_output or thinking_output
+        if mode not in THINKING_OUTPUTS:
+            raise ValueError(f"unknown thinking output mode {mode!r}; expected one of {THINKING_OUTPUTS}")
+        if mode == "think_tags" and options.response_format:
+            mode = "hidden"  # tags in content would break the JSON the client asked for
+        self.model = model
+        self.options = options
+        self.id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
+        self.created = int(time.time()) if created is None else created
+        self._prompt_tokens = max(prompt_tokens, 1)
+        self._reply = _Reply(stops, max_tokens)
+        self._reasoning_keys = _REASONING_KEYS.get(mode, ())
+        self._tags = mode == "think_tags"
+        self._in_think = False
+        self._setup()
+
+    def _setup(self) -> None:
+        """Subclass state, set up once the common state above exists."""
+
+    @property
+    def done(self) -> bool:
+        """True once the reply is over (Stop, a stop string or the length cap): stop reading upstream."""
+        return self._reply.finish_reason is not None
+
+    @property
+    def finish_reason(self) -> str | None:
+        return self._reply.finish_reason
+
+    def _shape(self, thinking: str, text: str) -> tuple[str, str]:
+        if not self._tags:
+            return (thinking if self._reasoning_keys else ""), text
+        content = ""
+        if thinking:
+            content = thinking if self._in_think else THINK_OPEN + thinking
+            self._in_think = True
+        if self._in_think and (text or self.done):
+            content += THINK_CLOSE
+            self._in_think = False
+        return "", content + text
+
+    def _usage(self) -> dict[str, Any]:
+        reasoning = self._reply.thinking.tokens
+        completion = self._reply.answer.tokens + reasoning
+        usage: dict[str, Any] = {
+            "prompt_tokens": self._prompt_tokens,
+            "completion_tokens": completion,
+            "total_tokens": self._prompt_tokens + completion,
+        }
+        if reasoning:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
+        return usage
+
+
+class OpenAIStream(_Renderer):
+    """Renders events as ``chat.completion.chunk`` SSE frames (bytes ready to write).
+
+    Call :meth:`feed` per event, :meth:`keepalive` on idle, :meth:`finish` at the end of the
+    upstream stream, or :meth:`error_frame` if it broke. Stop reading the upstream once
+    :attr:`done` is true.
+    """
+
+    def _setup(self) -> None:
+        head = {
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.model,
+        }
+        # Every choice chunk is _prefix + <delta JSON> + finish-reason tail + _suffix.
+        self._prefix = f'data: {_dumps(head)[:-1]},"system_fingerprint":null,"choices":[{{"index":0,"delta":'
+        self._suffix = ',"usage":null}\n\n' if self.options.include_usage else "}\n\n"
+        self._head = head
+        self._started = False
+        self._closed = False
+
+    def role_chunk(self) -> bytes:
+        """The first frame (``role: assistant``); empty if already sent. Sent automatically."""
+        return self._start().encode()
+
+    def feed(self, event: Event) -> bytes:
+        if self._closed or self.done:
+            return b""
+        reasoning, content = self._shape(*self._reply.feed(event))
+        out = self._start() + self._pieces(reasoning, content)
+        if self.done:
+            out += self._finish_chunk()
+        return out.encode()
+
+    def keepalive(self) -> bytes:
+        """An empty-content chunk: unlike an SSE comment, every client parser accepts it."""
+        if self._closed or self.done:
+            return b""
+        return (self._start() + self._chunk('{"content":""}')).encode()
+
+    def finish(self) -> bytes:
+        """Finish chunk (unless already sent), usage chunk when asked for, ``[DONE]``."""
+        if self._closed:
+            return b""
+        self._closed = True
+        out = self._start()
+        if not self.done:
+            out += self._pieces(*self._shape("", self._reply.end())) + self._finish_chunk()
+        if self.options.include_usage:
+            out += self._usage_chunk()
+        return (out + "data: [DONE]\n\n").encode()
+
+    def error_frame(self, message: str, type: str = "server_error", code: str | None = None) -> bytes:
+        """An in-band error after the 200 went out (the SDK raises ``openai.APIError``), then ``[DONE]``."""
+        self._closed = True
+        error = {"error": {"message": message, "type": type, "param": None, "code": code}}
+        return f"data: {_dumps(error)}\n\ndata: [DONE]\n\n".encode()
+
+    def _start(self) -> str:
+        if self._started:
+            return ""
+        self._started = True
+        return self._chunk('{"role":"assistant","content":""}')
+
+    def _pieces(self, reasoning: str, content: str) -> str:
+        """Reasoning and content go in separate chunks: some front-ends drop one if both share a delta."""
+        out = ""
+        if reasoning:
+            out = self._chunk(_dumps(dict.fromkeys(self._reasoning_keys, reasoning)))
+        if content:
+            out += self._chunk(_dumps({"content": content}))
+        return out
+
+    def _chunk(self, delta_json: str) -> str:
+        return f'{self._prefix}{delta_json},"logprobs":null,"finish_reason":null}}]{self._suffix}'
+
+    def _usage_chunk(self) -> str:
+        chunk = {**self._head, "system_fingerprint": None, "choices": [], "usage": self._usage()}
+        return f"data: {_dumps(chunk)}\n\n"
+
+    def _finish_chunk(self) -> str:
+        return f'{self._prefix}{{}},"logprobs":null,"finish_reason":"{self.finish_reason}"}}]{self._suffix}'
+
+
+class OpenAICollector(_Renderer):
+    """Collects events into one ``chat.completion`` object (non-stream responses)."""
+
+    def _setup(self) -> None:
+        self._reasoning: list[str] = []
+        self._content: list[str] = []
+
+    def feed(self, event: Event) -> None:
+        if not self.done:
+            self._add(*self._shape(*self._reply.feed(event)))
+
+    def result(self) -> dict[str, Any]:
+        """The response body. Raises a 502 :class:`APIError` if JSON mode got no valid JSON."""
+        if not self.done:
+            self._add(*self._shape("", self._reply.end()))
+        content = "".join(self._content)
+        # A length-truncated reply is not checked: the client capped it (OpenAI returns it as is too).
+        if self.options.response_format and self.finish_reason != "length":
+            content = _clean_json(content, self.options.response_format)
+        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        if self._reasoning:
+            message.update(dict.fromkeys(self._reasoning_keys, "".join(self._reasoning)))
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
+            ],
+            "usage": self._usage(),
+        }
+
+    def _add(self, reasoning: str, content: str) -> None:
+        if reasoning:
+            self._reasoning.append(reasoning)
+        if content:
+            self._content.append(content)
+
+
+def _clean_json(content: str, mode: str) -> str:
+    """The reply as bare JSON: a Markdown fence around it is removed, anything unparsable is a 502."""
+    text = content.strip()
+    fenced = _JSON_FENCE.fullmatch(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    try:
+        json.loads(text)
+    except ValueError:
+        raise APIError(502, f"upstream reply was not valid JSON for response_format {mode}") from None
+    return text
+
+
+# ---------------------------------------------------------------------------------------------
+# Models
+
+
+def model_object(info: ModelInfo) -> dict[str, Any]:
+    """One model, with the fields of both OpenAI's ``Model`` and Anthropic's ``ModelInfo``."""
+    return {
+        "id": info.id,
+        "object": "model",
+        "created": info.created,
+        "owned_by": "anthropic",
+        "type": "model",
+        "display_name": info.display_name,
+        "created_at": info.created_at,
+    }
+
+
+def models_list(catalog: ModelCatalog) -> dict[str, Any]:
+    """The ``/v1/models`` body both SDKs read; ``has_more: false`` stops Anthropic's paginator."""
+    data = [model_object(info) for info in catalog.models]
+    return {
+        "object": "list",
+        "data": data,
+        "has_more": False,
+        "first_id": data[0]["id"] if data else None,
+        "last_id": data[-1]["id"] if data else None,
+    }

@@ -1,0 +1,260 @@
+"""Loading the images clients send: ``data:`` URLs and http(s) downloads, plus upload naming.
+
+A client-supplied URL is fetched from the daemon's network, so :func:`fetch_image` is an SSRF
+boundary: it only ever connects to addresses it has checked itself (see its docstring).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import ipaddress
+import socket
+import urllib.parse
+
+import aiohttp
+from yarl import URL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+MAX_REDIRECTS = 3
+_REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
+#: Content types that say nothing about the body; the image type is then sniffed from its bytes.
+_UNTYPED = frozenset({"application/octet-stream", "binary/octet-stream"})
+_CHUNK_SIZE = 64 * 1024
+
+_UPLOAD_FILENAMES = {
+    "image/png": "image.png",
+    "image/jpeg": "image.jpg",
+    "image/gif": "image.gif",
+    "image/webp": "image.webp",
+    "application/pdf": "document.pdf",
+}
+
+# The well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+class ImageFetchError(Exception):
+    """An image URL could not be loaded. ``str(exc)`` is the reason, safe to show to the client:
+    it never contains the URL (which may carry credentials) nor the addresses a name resolved to."""
+
+
+def decode_data_url(url: str) -> tuple[str, bytes]:
+    """Decode ``data:<media type>[;params];base64,<data>`` into ``(media type, bytes)``.
+
+    Standard and URL-safe base64 are both accepted, padded or not, since clients differ. A missing
+    media type is sniffed from the bytes (``application/octet-stream`` if unknown).
+    Raises :class:`ValueError` with the reason.
+    """
+    scheme, sep, rest = url.partition(":")
+    if not sep or scheme.lower() != "data":
+        raise ValueError("not a data: URL")
+    meta, comma, payload = rest.partition(",")
+    if not comma:
+        raise ValueError("data URL has no ',' before the data")
+    media_type, *params = (p.strip() for p in meta.split(";"))
+    if not params or params[-1].lower() != "base64":
+        raise ValueError("data URL is not base64-encoded (';base64' missing)")
+    data = _b64decode(urllib.parse.unquote(payload))
+    if not data:
+        raise ValueError("data URL is empty")
+    return media_type.lower() or sniff_media_type(data) or "application/octet-stream", data
+
+
+def _b64decode(text: str) -> bytes:
+    text = "".join(text.split()).translate(str.maketrans("-_", "+/")).rstrip("=")
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+    except binascii.Error:
+        raise ValueError("data URL has invalid base64 data") from None
+
+
+def sniff_media_type(data: bytes) -> str | None:
+    """The image type given by the magic bytes at the start of ``data`` (PNG, JPEG, GIF, WebP)."""
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data.startswith((b"GIF87a", b"GIF89a")):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def upload_filename(media_type: str) -> str:
+    """The file name claude.ai's upload gets for a media type, as the browser and peers name it."""
+    return _UPLOAD_FILENAMES.get(media_type.lower(), "file")
+
+
+async def fetch_image(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    allow_private: bool,
+) -> tuple[str, bytes]:
+    """Download an image over http(s); returns ``(media type, bytes)``.
+
+    SSRF and DNS rebinding: for every hop this resolves the host itself (``loop.getaddrinfo``),
+    refuses the URL if *any* address is not public (unless ``allow_private``), then sends the
+    request to the checked IP literal, with the name in the ``Host`` header and as TLS
+    ``server_hostname`` (SNI and certificate check). The connector never resolves the name again,
+    so a second, different DNS answer cannot redirect the connection. Redirects are followed by
+    hand (at most :data:`MAX_REDIRECTS`), each hop checked the same way. ``session`` stays the
+    daemon's plain session (its proxy, TLS and pool settings apply); aiohttp keys pooled
+    connections by IP *and* ``server_hostname``, so a TLS connection is never reused for another name.
+
+    ``timeout`` bounds the whole download (DNS, redirects, body). The body must be ``image/*``, or
+    untyped with PNG/JPEG/GIF/WebP magic bytes, and at most ``max_bytes`` long.
+    Raises :class:`ImageFetchError`.
+    """
+    try:
+        async with asyncio.timeout(timeout):
+            return await _fetch(session, _parse_url(url), max_bytes, allow_private)
+    except TimeoutError:
+        raise ImageFetchError(f"timed out after {timeout:g} s") from None
+    except aiohttp.ClientError as exc:
+        raise ImageFetchError(_describe_client_error(exc)) from None
+
+
+async def _fetch(
+    session: aiohttp.ClientSession, url: URL, max_bytes: int, allow_private: bool
+) -> tuple[str, bytes]:
+    for _ in range(MAX_REDIRECTS + 1):
+        async with await _request(session, url, allow_private) as resp:
+            if resp.status in _REDIRECT_STATUSES:
+                url = _redirect_target(url, resp)
+                continue
+            return await _read_image(resp, max_bytes)
+    raise ImageFetchError(f"more than {MAX_REDIRECTS} redirects")
+
+
+def _parse_url(url: str | URL) -> URL:
+    try:
+        parsed = URL(url)
+    except (TypeError, ValueError):
+        raise ImageFetchError("invalid URL") from None
+    if parsed.scheme not in ("http", "https"):
+        raise ImageFetchError("only http and https URLs can be fetched")
+    if not parsed.raw_host:
+        raise ImageFetchError("URL has no host")
+    return parsed
+
+
+def _redirect_target(url: URL, resp: aiohttp.ClientResponse) -> URL:
+    location = resp.headers.get("Location")
+    if not location:
+        raise ImageFetchError(f"HTTP {resp.status} redirect without a Location")
+    try:
+        target = url.join(URL(location))
+    except ValueError:
+        raise ImageFetchError("invalid redirect Location") from None
+    return _parse_url(target)
+
+
+async def _request(session: aiohttp.ClientSession, url: URL, allow_private: bool) -> aiohttp.ClientResponse:
+    """Send the GET to the first reachable checked address of ``url``'s host (see fetch_image)."""
+    assert url.raw_host is not None  # checked by _parse_url
+    addresses = await _resolve(url.raw_host, url.port, allow_private)
+    error: aiohttp.ClientConnectorError | None = None
+    for address in addresses:
+        try:
+            return await session.get(
+                url.with_host(str(address)),
+                headers={"Host": url.host_port_subcomponent or url.raw_host, "Accept": "image/*"},
+                server_hostname=url.raw_host if url.scheme == "https" else None,
+                allow_redirects=False,
+            )
+        except aiohttp.ClientConnectorError as exc:
+            error = exc
+    assert error is not None
+    raise error
+
+
+async def _resolve(host: str, port: int | None, allow_private: bool) -> list[IPAddress]:
+    try:
+        addresses = [ipaddress.ip_address(host)]
+    except ValueError:
+        addresses = await _getaddrinfo(host, port)
+    if not allow_private and any(_is_forbidden_address(a) for a in addresses):
+        raise ImageFetchError("host is a private, loopback or reserved address")
+    return addresses
+
+
+async def _getaddrinfo(host: str, port: int | None) -> list[IPAddress]:
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise ImageFetchError("could not resolve host") from None
+    addresses = list(dict.fromkeys(ipaddress.ip_address(info[4][0]) for info in infos))
+    if not addresses:
+        raise ImageFetchError("could not resolve host")
+    return addresses
+
+
+def _is_forbidden_address(address: IPAddress) -> bool:
+    """True for anything but a public unicast address, judging IPv6 wrappers by their IPv4 inside."""
+    if isinstance(address, ipaddress.IPv6Address):
+        address = _embedded_ipv4(address) or address
+    return (
+        not address.is_global
+        or address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv4-mapped, 6to4 or NAT64 (64:ff9b::/96) address leads to."""
+    if address.ipv4_mapped:
+        return address.ipv4_mapped
+    if address.sixtofour:
+        return address.sixtofour
+    if address in _NAT64:
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+async def _read_image(resp: aiohttp.ClientResponse, max_bytes: int) -> tuple[str, bytes]:
+    if resp.status != 200:
+        raise ImageFetchError(f"HTTP status {resp.status}")
+    if resp.content_length is not None and resp.content_length > max_bytes:
+        raise ImageFetchError(f"image is larger than {max_bytes} bytes")
+    declared = resp.content_type  # aiohttp says application/octet-stream when the header is missing
+    if not declared.startswith("image/") and declared not in _UNTYPED:
+        raise ImageFetchError(f"not an image (Content-Type {declared})")
+    data = await _read_limited(resp, max_bytes)
+    if not data:
+        raise ImageFetchError("empty response")
+    media_type = declared if declared.startswith("image/") else sniff_media_type(data)
+    if media_type is None:
+        raise ImageFetchError(f"not an image (Content-Type {declared}, unknown content)")
+    return media_type, data
+
+
+async def _read_limited(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+    body = bytearray()
+    async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
+        body += chunk
+        if len(body) > max_bytes:
+            raise ImageFetchError(f"image is larger than {max_bytes} bytes")
+    return bytes(body)
+
+
+def _describe_client_error(exc: aiohttp.ClientError) -> str:
+    """A reason for an aiohttp failure without the URL or the address aiohttp puts in its messages."""
+    if isinstance(exc, aiohttp.ClientConnectorCertificateError):
+        return "TLS certificate verification failed"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return f"could not connect ({exc.strerror or type(exc.os_error).__name__})"
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"HTTP status {exc.status}"
+    return f"request failed ({type(exc).__name__})"

@@ -1,0 +1,178 @@
+"""The chat middleware chain and its two built-in ends: session failover and the claude.ai call.
+
+A middleware is an async generator ``mw(ctx, call_next)`` that may change ``ctx`` and re-yields
+(or rewrites) the events of ``call_next(ctx)``. The chain is, outermost first: plugins, prompt
+building (role prefixes, artifacts instruction), history-to-file, image fetching,
+retry-over-sessions, and finally :func:`claude_web`, which talks to claude.ai.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from .chat import ChatContext, ChatHandler, ChatMiddleware, Event, Limit
+from .errors import APIError, Failure, UpstreamError
+from .logs import get_logger
+from .sessions import NoSessionAvailable, rate_limited_error
+from .upstream.client import completion_body
+
+log = get_logger(__name__)
+
+# Which failure a client hears about when several accounts failed differently: the one that says
+# most about what to do next (an IP block beats everything; a dead key is the last resort).
+_FAILURE_PRIORITY = (
+    Failure.BLOCKED,
+    Failure.TRANSIENT,
+    Failure.UNKNOWN,
+    Failure.RATE_LIMITED,
+    Failure.REQUEST_RATE,
+    Failure.MODEL_NOT_ALLOWED,
+    Failure.DISABLED,
+    Failure.DEAD,
+)
+
+
+def build_chain(middlewares: Sequence[ChatMiddleware], terminal: ChatHandler) -> ChatHandler:
+    handler = terminal
+    for middleware in reversed(middlewares):
+        handler = _bind(middleware, handler)
+    return handler
+
+
+def _bind(middleware: ChatMiddleware, call_next: ChatHandler) -> ChatHandler:
+    def handler(ctx: ChatContext) -> AsyncIterator[Event]:
+        return middleware(ctx, call_next)
+
+    return handler
+
+
+def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
+    """Pick a healthy session; on an account-level failure before any content, try the next.
+
+    Once a content event has been passed on, the response is committed to that account: a later
+    failure goes to the client as an in-band error, never as a second stream spliced onto the first.
+    """
+    attempts_max = max(1, settings.retry_count)
+
+    async def retry_over_sessions(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
+        pool = ctx.services.pool
+        model = ctx.request.upstream_model
+        failures: list[UpstreamError] = []
+        tried: set[Any] = set()
+        attempts = 1 if ctx.mirror_session is not None else attempts_max
+        for _ in range(attempts):
+            if ctx.mirror_session is not None:
+                session = ctx.mirror_session
+            else:
+                try:
+                    session = pool.pick(model, tried)
+                except NoSessionAvailable as exc:
+                    if failures:
+                        break
+                    raise exc.error from None
+            tried.add(session)
+            ctx.session = session
+            committed = False
+            try:
+                async for event in call_next(ctx):
+                    if isinstance(event, Limit):
+                        pool.record_limit(session, event)
+                    else:
+                        committed = True
+                    yield event
+                pool.record_success(session)
+                return
+            except UpstreamError as exc:
+                pool.record_failure(session, exc, model)
+                log.warning(
+                    "upstream_attempt_failed",
+                    session=session.fingerprint,
+                    failure=exc.failure.value,
+                    error=exc.message,
+                    committed=committed,
+                )
+                if committed:
+                    raise
+                failures.append(exc)
+            finally:
+                pool.release(session)
+        raise final_error(failures, ctx, model) from None
+
+    return retry_over_sessions
+
+
+def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | None) -> APIError:
+    """The one error a client gets after every attempt failed before any content."""
+    now = ctx.services.clock()
+    if not failures:
+        return ctx.services.pool.unavailable_error(model, now)
+    by_kind: dict[Failure, list[UpstreamError]] = {}
+    for failure in failures:
+        by_kind.setdefault(failure.failure, []).append(failure)
+    kind = next(k for k in _FAILURE_PRIORITY if k in by_kind)
+    last = by_kind[kind][-1]
+    mirror = ctx.mirror_session is not None
+    if kind is Failure.BLOCKED:
+        return APIError(503, last.message, type="service_unavailable_error", code="upstream_blocked")
+    if kind is Failure.TRANSIENT:
+        if "overloaded" in last.message:
+            return APIError(529, last.message, type="overloaded_error", code="overloaded")
+        return APIError(502, last.message, type="server_error", code="upstream_error")
+    if kind is Failure.UNKNOWN:
+        return APIError(502, last.message, type="server_error", code="upstream_error")
+    if kind in (Failure.RATE_LIMITED, Failure.REQUEST_RATE):
+        resets = [f.reset_at for f in by_kind[kind] if f.reset_at]
+        if kind is Failure.RATE_LIMITED or resets:
+            return rate_limited_error(min(resets) if resets else now + ctx.services.settings.cooldown_default_seconds, now)
+        return APIError(429, last.message, type="rate_limit_error", headers={"retry-after": "30"})
+    if kind is Failure.MODEL_NOT_ALLOWED:
+        return APIError(
+            403,
+            f"the model `{ctx.request.model}` is not available on "
+            + ("this claude.ai account" if mirror else "any configured claude.ai account"),
+            code="model_not_allowed",
+            param="model",
+        )
+    if mirror:
+        return APIError(401, f"claude.ai rejected the session key ({last.message})", code="invalid_session_key")
+    return ctx.services.pool.unavailable_error(model, now)
+
+
+async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
+    """The end of the chain: one attempt on ``ctx.session``, cleaning up whatever happens."""
+    services = ctx.services
+    settings = services.settings
+    client = services.claude
+    request = ctx.request
+    account = await services.pool.account(ctx.session, client)
+    files = [
+        await client.upload(account, image.data, image.media_type or "application/octet-stream")
+        for image in ctx.turn.images
+        if image.data is not None
+    ]
+    effort = request.thinking.effort if request.thinking else None
+    conv_id = str(uuid.uuid4())
+    streaming = finished = False
+    try:
+        if settings.upstream_protocol == "2025":
+            await client.create_conversation(account, conv_id, model=request.upstream_model)
+            if effort:
+                await client.update_conversation_settings(account, conv_id, {"paprika_mode": "extended"})
+        body = completion_body(
+            ctx.turn,
+            protocol=settings.upstream_protocol,
+            model=request.upstream_model,
+            files=files,
+            thinking_effort=effort,
+        )
+        async for event in client.completion(account, conv_id, body):
+            streaming = True
+            yield event
+        finished = True
+    finally:
+        # A failed or abandoned conversation is always deleted; a finished one when CHAT_DELETE is on.
+        services.janitor.schedule(
+            account, conv_id, stop=streaming and not finished, delete=settings.chat_delete or not finished
+        )

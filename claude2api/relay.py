@@ -1,0 +1,127 @@
+"""Running the chat chain for an HTTP request: commit point, streaming and collecting.
+
+The HTTP status must be decided before the first byte, so the chain is started and read up to its
+first content event before any response exists: every failure up to there (bad input, no session,
+upstream refusal after failover) becomes a JSON error with the right status. After that the reply
+is streamed (or collected), and a late failure becomes an in-band error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Callable
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from .chat import CONTENT_EVENTS, ChatContext, Event, Stop
+from .errors import APIError, Failure, UpstreamError
+from .logs import get_logger
+
+log = get_logger(__name__)
+
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream; charset=utf-8",
+    "Cache-Control": "no-cache",
+    "Connection": "keep-alive",
+    "X-Accel-Buffering": "no",
+}
+
+
+class StreamRenderer(Protocol):
+    done: bool
+
+    def feed(self, event: Event) -> bytes: ...
+    def finish(self) -> bytes: ...
+    def error_frame(self, message: str, type: str = ..., code: str | None = ...) -> bytes: ...
+
+
+class Collector(Protocol):
+    done: bool
+
+    def feed(self, event: Event) -> None: ...
+    def result(self) -> dict[str, Any]: ...
+
+
+async def start(ctx: ChatContext) -> tuple[AsyncGenerator[Event, None], list[Event]]:
+    """Run the chain up to its first content event; anything failing before that raises."""
+    events: AsyncGenerator[Event, None] = ctx.services.chain(ctx)
+    head: list[Event] = []
+    try:
+        async for event in events:
+            head.append(event)
+            if isinstance(event, CONTENT_EVENTS):
+                break
+    except UpstreamError as exc:
+        await events.aclose()
+        raise upstream_api_error(exc) from None
+    except BaseException:
+        await events.aclose()
+        raise
+    return events, head
+
+
+def upstream_api_error(exc: UpstreamError) -> APIError:
+    """A failure after the commit point, for a response that has not been sent yet (non-stream)."""
+    if exc.failure in (Failure.RATE_LIMITED, Failure.REQUEST_RATE):
+        return APIError(429, exc.message, type="rate_limit_error", headers={"x-should-retry": "false"})
+    if "overloaded" in exc.message:
+        return APIError(529, exc.message, type="overloaded_error", code="overloaded")
+    return APIError(502, exc.message, type="server_error", code="upstream_error")
+
+
+async def stream(
+    request: web.Request,
+    events: AsyncGenerator[Event, None],
+    head: list[Event],
+    renderer: StreamRenderer,
+    *,
+    error_frame: Callable[[UpstreamError], bytes] | None = None,
+) -> web.StreamResponse:
+    """Relay the chain's events as SSE; a late upstream failure becomes the dialect's error frame."""
+    response = web.StreamResponse(headers=SSE_HEADERS)
+    await response.prepare(request)
+    try:
+        out = b"".join(renderer.feed(event) for event in head)
+        if out:
+            await response.write(out)
+        if not renderer.done:
+            async for event in events:
+                out = renderer.feed(event)
+                if out:
+                    await response.write(out)
+                if renderer.done and not isinstance(event, Stop):
+                    break  # cut short (stop sequence, max_tokens): stop the upstream generation
+        await response.write(renderer.finish())
+    except UpstreamError as exc:
+        log.warning("stream_failed_after_commit", failure=exc.failure.value, error=exc.message)
+        frame = error_frame(exc) if error_frame else renderer.error_frame(exc.message)
+        await _write_quietly(response, frame)
+    except ConnectionResetError:
+        log.info("client_disconnected")
+    finally:
+        await events.aclose()
+    return response
+
+
+async def collect(events: AsyncGenerator[Event, None], head: list[Event], collector: Collector) -> dict[str, Any]:
+    """Read the whole reply into the dialect's collector (non-streaming responses)."""
+    try:
+        for event in head:
+            collector.feed(event)
+        if not collector.done:
+            async for event in events:
+                collector.feed(event)
+                if collector.done and not isinstance(event, Stop):
+                    break
+    except UpstreamError as exc:
+        raise upstream_api_error(exc) from None
+    finally:
+        await events.aclose()
+    return collector.result()
+
+
+async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+    try:
+        await response.write(data)
+    except ConnectionResetError:
+        log.info("client_disconnected")

@@ -1,0 +1,261 @@
+"""The pool of claude.ai accounts and what we know of each one's health.
+
+Every session (one ``sessionKey``) has a state with a reason and, where it applies, a time
+(``claude-web-protocol.md`` section 7): healthy; cooling down until T (usage limit); dead (the
+cookie was rejected); disabled (organization disabled); blocked (Cloudflare refused our IP: the
+account is probably fine, so it comes back after a short pause). A model the account's plan lacks
+excludes the session for that model only. Transient failures only push a session to the back of
+the queue for a moment.
+
+Selection is least-busy first, then least recently used, which rotates evenly over equal sessions;
+sessions whose quota windows are nearly used up go last, before the 429 arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from .chat import Limit
+from .errors import APIError, Failure, UpstreamError
+from .logs import fingerprint, get_logger
+from .upstream.client import Account, ClaudeWebClient, choose_organization
+
+log = get_logger(__name__)
+
+#: Quota utilization (fraction of a window) above which a session is used only as a last resort.
+PRESSURE_THRESHOLD = 0.9
+TRANSIENT_BACKOFF_SECONDS = 10.0
+
+
+class State(str, enum.Enum):
+    HEALTHY = "healthy"
+    COOLING = "cooling"
+    BLOCKED = "blocked"
+    DEAD = "dead"
+    DISABLED = "disabled"
+
+
+@dataclass(eq=False)
+class Session:
+    key: str
+    org_id: str | None = None
+    state: State = State.HEALTHY
+    reason: str = ""
+    until: float | None = None
+    denied_models: set[str] = field(default_factory=set)
+    in_flight: int = 0
+    last_used: float = 0.0
+    backoff_until: float = 0.0
+    pressure: float = 0.0
+    plan: str | None = None
+    _org_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return fingerprint(self.key)
+
+    def refresh(self, now: float) -> None:
+        """Bring a parked session back once its time has come."""
+        if self.state in (State.COOLING, State.BLOCKED) and self.until is not None and self.until <= now:
+            self.state, self.reason, self.until = State.HEALTHY, "", None
+
+    def usable_for(self, model: str | None) -> bool:
+        return self.state is State.HEALTHY and (model is None or model not in self.denied_models)
+
+    def describe(self) -> dict[str, Any]:
+        """Operator view; never contains the key itself."""
+        return {
+            "fingerprint": self.fingerprint,
+            "org_id": self.org_id,
+            "plan": self.plan,
+            "state": self.state.value,
+            "reason": self.reason,
+            "until": _iso(self.until) if self.until else None,
+            "denied_models": sorted(self.denied_models),
+            "in_flight": self.in_flight,
+            "utilization": round(self.pressure, 3),
+        }
+
+
+class NoSessionAvailable(Exception):
+    """No session can take this request; carries what the client should be told."""
+
+    def __init__(self, error: APIError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
+class SessionPool:
+    def __init__(
+        self,
+        keys: Iterable[tuple[str, str | None]],
+        *,
+        clock: Callable[[], float] = time.time,
+        cooldown_default: float = 3600.0,
+        request_rate_cooldown: float = 60.0,
+        blocked_cooldown: float = 60.0,
+    ) -> None:
+        self.clock = clock
+        self.cooldown_default = cooldown_default
+        self.request_rate_cooldown = request_rate_cooldown
+        self.blocked_cooldown = blocked_cooldown
+        self.sessions = [Session(key=k, org_id=org) for k, org in keys]
+
+    # -- selection --------------------------------------------------------------------------
+
+    def pick(self, model: str | None, exclude: set[Session] = frozenset()) -> Session:  # type: ignore[assignment]
+        now = self.clock()
+        for s in self.sessions:
+            s.refresh(now)
+        candidates = [s for s in self.sessions if s not in exclude and s.usable_for(model)]
+        if not candidates:
+            raise NoSessionAvailable(self.unavailable_error(model, now))
+        best = min(
+            candidates,
+            key=lambda s: (s.pressure >= PRESSURE_THRESHOLD, s.backoff_until > now, s.in_flight, s.last_used),
+        )
+        best.in_flight += 1
+        best.last_used = now
+        return best
+
+    def release(self, session: Session) -> None:
+        session.in_flight = max(0, session.in_flight - 1)
+
+    async def account(self, session: Session, client: ClaudeWebClient) -> Account:
+        """The session's :class:`Account`, looking its organization up once and caching it."""
+        if session.org_id is None:
+            async with session._org_lock:
+                if session.org_id is None:
+                    orgs = await client.organizations(session.key)
+                    org = choose_organization(orgs)
+                    if org is None:
+                        raise UpstreamError(Failure.DISABLED, "the account has no organization that can chat")
+                    session.org_id = str(org["uuid"])
+                    session.plan = plan_of(org)
+        return Account(session.key, session.org_id)
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def record_failure(self, session: Session, error: UpstreamError, model: str | None) -> None:
+        now = self.clock()
+        failure = error.failure
+        if failure is Failure.DEAD:
+            self._park(session, State.DEAD, error.message, None)
+        elif failure is Failure.DISABLED:
+            self._park(session, State.DISABLED, error.message, None)
+        elif failure is Failure.RATE_LIMITED:
+            until = error.reset_at if error.reset_at and error.reset_at > now else now + self.cooldown_default
+            self._park(session, State.COOLING, "usage limit reached", until)
+        elif failure is Failure.REQUEST_RATE:
+            until = error.reset_at if error.reset_at and error.reset_at > now else now + self.request_rate_cooldown
+            self._park(session, State.COOLING, "request rate limited", until)
+        elif failure is Failure.BLOCKED:
+            self._park(session, State.BLOCKED, error.message, now + self.blocked_cooldown)
+        elif failure is Failure.MODEL_NOT_ALLOWED and model:
+            session.denied_models.add(model)
+            log.warning("session_model_denied", session=session.fingerprint, model=model)
+        else:
+            session.backoff_until = now + TRANSIENT_BACKOFF_SECONDS
+            log.warning("session_transient_failure", session=session.fingerprint, error=error.message)
+
+    def record_limit(self, session: Session, limit: Limit) -> None:
+        """Act on the stream's ``message_limit``: park at once when exceeded, else note pressure."""
+        if limit.exceeded:
+            now = self.clock()
+            until = limit.resets_at if limit.resets_at and limit.resets_at > now else now + self.cooldown_default
+            self._park(session, State.COOLING, "usage limit reached", until)
+            return
+        utilizations = [w.utilization for w in limit.windows if w.utilization is not None]
+        session.pressure = max(utilizations, default=0.0)
+
+    def record_success(self, session: Session) -> None:
+        session.backoff_until = 0.0
+
+    def _park(self, session: Session, state: State, reason: str, until: float | None) -> None:
+        session.state, session.reason, session.until = state, reason, until
+        log.warning(
+            "session_parked",
+            session=session.fingerprint,
+            state=state.value,
+            reason=reason,
+            until=_iso(until) if until else None,
+        )
+
+    # -- reporting --------------------------------------------------------------------------
+
+    def unavailable_error(self, model: str | None, now: float) -> APIError:
+        """What to tell a client when no session can serve ``model`` right now."""
+        if not self.sessions:
+            return APIError(503, "no claude.ai session is configured", type="service_unavailable_error")
+        cooling = [s.until for s in self.sessions if s.state is State.COOLING and s.until]
+        if cooling:
+            return rate_limited_error(min(cooling), now)
+        if any(s.state is State.BLOCKED for s in self.sessions):
+            blocked = next(s for s in self.sessions if s.state is State.BLOCKED)
+            return APIError(503, blocked.reason, type="service_unavailable_error", code="upstream_blocked")
+        if model and all(model in s.denied_models for s in self.sessions if s.state is State.HEALTHY) and any(
+            s.state is State.HEALTHY for s in self.sessions
+        ):
+            return APIError(
+                403,
+                f"the model `{model}` is not available on any configured claude.ai account",
+                code="model_not_allowed",
+                param="model",
+            )
+        if any(s.state is State.HEALTHY for s in self.sessions):
+            return APIError(503, "every claude.ai session failed this request", type="service_unavailable_error")
+        reasons = sorted({f"{s.state.value}: {s.reason}" for s in self.sessions})
+        return APIError(
+            503,
+            f"no usable claude.ai session ({len(self.sessions)} configured; " + "; ".join(reasons) + ")",
+            type="service_unavailable_error",
+            code="no_usable_session",
+        )
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        now = self.clock()
+        for s in self.sessions:
+            s.refresh(now)
+        return [s.describe() for s in self.sessions]
+
+
+def rate_limited_error(reset_at: float, now: float) -> APIError:
+    """429 for a reset hours away: tell the time, and tell SDKs not to sleep on it."""
+    wait = max(0, int(reset_at - now))
+    headers = {"x-should-retry": "false"}
+    if wait <= 60:
+        headers = {"retry-after": str(max(1, wait))}
+    return APIError(
+        429,
+        f"all claude.ai sessions are rate-limited; the earliest resets at {_iso(reset_at)} "
+        f"(in {_human(wait)})",
+        type="rate_limit_error",
+        code="rate_limit_exceeded",
+        headers=headers,
+    )
+
+
+def plan_of(org: dict[str, Any]) -> str:
+    caps = " ".join(str(c) for c in org.get("capabilities") or [])
+    for marker in ("max", "enterprise", "raven", "pro"):
+        if marker in caps:
+            return marker
+    return "free"
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _human(seconds: int) -> str:
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 5400:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"

@@ -1,0 +1,56 @@
+"""Run the real daemon in-process on a loopback port, for tests (ours and plugin authors')."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from ..app import create_app, make_runner
+from ..config import Settings, load_settings
+from ..services import SERVICES, Services
+
+TEST_API_KEY = "sk-test-claude2api"
+
+
+@dataclass
+class Daemon:
+    app: web.Application
+    url: str  # e.g. "http://127.0.0.1:PORT", no trailing slash
+    api_key: str | None
+
+    @property
+    def services(self) -> Services:
+        return self.app[SERVICES]
+
+    async def idle(self) -> None:
+        """Wait for background clean-up (stop_response, DELETE) to finish."""
+        await self.services.janitor.idle()
+
+
+def settings_for(base_url: str, session_keys: list[str], env: Mapping[str, str] | None = None) -> Settings:
+    """Settings pointing at a fake claude.ai, built the way the daemon builds them (from env vars)."""
+    environ = {
+        "SESSIONS": ",".join(session_keys),
+        "CLAUDE_BASE_URL": base_url,
+        "APIKEY": TEST_API_KEY,
+        "ADDRESS": "127.0.0.1:0",
+    }
+    environ.update(env or {})
+    return load_settings(None, environ)
+
+
+@asynccontextmanager
+async def run_daemon(settings: Settings, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Daemon]:
+    runner = make_runner(create_app(settings, clock=clock))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield Daemon(runner.app, f"http://{host}:{port}", settings.api_keys[0] if settings.api_keys else None)
+    finally:
+        await runner.cleanup()

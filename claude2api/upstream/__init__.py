@@ -1,0 +1,1 @@
+"""The claude.ai side: the web API client, its SSE parser and its failure classification."""

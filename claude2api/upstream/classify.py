@@ -1,0 +1,135 @@
+"""Turn a failed claude.ai HTTP response into a classified :class:`UpstreamError`.
+
+Follows the failure taxonomy of ``claude-web-protocol.md`` section 7. Messages built here are
+safe to log and to show to clients: they never contain the cookie or an HTML body.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from ..errors import Failure, UpstreamError
+
+_CHALLENGE_MARKERS = (b"Just a moment...", b"/cdn-cgi/challenge-platform/")
+_RESET_KEYS = ("resetsAt", "resets_at", "reset_at", "resetAt")
+
+BLOCKED_MESSAGE = (
+    "claude.ai's Cloudflare front blocked this request ({detail}): the server's IP address or "
+    "proxy is blocked, the session key is probably fine"
+)
+
+
+def classify_response(status: int, headers: Mapping[str, str], body: bytes, now: float) -> UpstreamError:
+    """Classify a non-success response of any claude.ai endpoint."""
+    if 300 <= status < 400:
+        return UpstreamError(Failure.BLOCKED, BLOCKED_MESSAGE.format(detail=f"HTTP {status} redirect"), status=status)
+    if headers.get("cf-mitigated", "").lower() == "challenge" or any(m in body for m in _CHALLENGE_MARKERS):
+        return UpstreamError(Failure.BLOCKED, BLOCKED_MESSAGE.format(detail="challenge page"), status=status)
+
+    error = _error_object(body)
+    etype = str(error.get("type") or "")
+    message = str(error.get("message") or "")
+    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    code = str(details.get("error_code") or error.get("code") or "")
+    summary = _summary(status, etype, message)
+
+    if status == 401 or code == "account_session_invalid" or (status == 403 and message == "Invalid authorization"):
+        return UpstreamError(Failure.DEAD, f"session key rejected by claude.ai ({summary})", status=status)
+    if "organization has been disabled" in message.lower():
+        return UpstreamError(Failure.DISABLED, f"claude.ai organization disabled ({summary})", status=status)
+    if code == "model_not_allowed" or message == "Invalid model":
+        return UpstreamError(Failure.MODEL_NOT_ALLOWED, f"model not allowed on this account ({summary})", status=status)
+    if status == 403 and "unable to serve your request" in message.lower():
+        return UpstreamError(Failure.BLOCKED, BLOCKED_MESSAGE.format(detail="region or IP refused"), status=status)
+    if status == 429:
+        return _rate_limit(message, headers, now, summary)
+    if status >= 500 or etype == "overloaded_error":
+        return UpstreamError(Failure.TRANSIENT, f"claude.ai is unavailable ({summary})", status=status)
+    return UpstreamError(Failure.UNKNOWN, f"claude.ai refused the request ({summary})", status=status)
+
+
+def classify_stream_error(error: Any, now: float) -> UpstreamError:
+    """Classify an in-stream ``event: error`` payload (reference 5.7)."""
+    error = error if isinstance(error, dict) else {}
+    etype = str(error.get("type") or "error")
+    message = str(error.get("message") or "")
+    if etype == "rate_limit_error":
+        return _rate_limit(message, {}, now, _summary(None, etype, message))
+    return UpstreamError(Failure.TRANSIENT, f"claude.ai stream failed ({_summary(None, etype, message)})")
+
+
+def _rate_limit(message: str, headers: Mapping[str, str], now: float, summary: str) -> UpstreamError:
+    inner = _json_or_none(message)
+    reset = reset_from_limit(inner) if isinstance(inner, dict) else None
+    if reset is None:
+        reset = _number(headers.get("anthropic-ratelimit-unified-reset"))
+    if reset is not None:
+        return UpstreamError(Failure.RATE_LIMITED, "usage limit reached on this account", status=429, reset_at=reset)
+    retry_after = _number(headers.get("retry-after"))
+    if isinstance(inner, dict) and inner.get("type") == "exceeded_limit":
+        return UpstreamError(Failure.RATE_LIMITED, "usage limit reached on this account", status=429)
+    return UpstreamError(
+        Failure.REQUEST_RATE,
+        f"claude.ai is rate limiting requests ({summary})",
+        status=429,
+        reset_at=now + retry_after if retry_after is not None else None,
+    )
+
+
+def reset_from_limit(limit: dict[str, Any]) -> float | None:
+    """The reset time of a ``message_limit``-shaped object, in epoch seconds."""
+    for key in _RESET_KEYS:
+        value = _number(limit.get(key))
+        if value is not None:
+            return value
+    windows = limit.get("windows")
+    if isinstance(windows, dict):
+        resets = [
+            _number(w.get("resets_at"))
+            for w in windows.values()
+            if isinstance(w, dict) and w.get("status") in ("exceeded_limit", "over_limit")
+        ]
+        resets = [r for r in resets if r is not None]
+        if resets:
+            return max(resets)
+    return None
+
+
+def _error_object(body: bytes) -> dict[str, Any]:
+    parsed = _json_or_none(body)
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict):
+            return error
+    return {}
+
+
+def _json_or_none(raw: str | bytes) -> Any:
+    try:
+        return json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _summary(status: int | None, etype: str, message: str) -> str:
+    parts = [f"HTTP {status}"] if status is not None else []
+    if etype:
+        parts.append(etype)
+    if message and not message.lstrip().startswith("{"):
+        parts.append(message[:200])
+    return ": ".join(parts) if parts else "no detail"

@@ -1,0 +1,374 @@
+"""The claude.ai web API client: one shared aiohttp session, every call of reference section 4.
+
+Each method takes the session key explicitly (sent as the only cookie, reference section 2), so
+one client serves every account. Non-success answers are classified into
+:class:`~claude2api.errors.UpstreamError`; transport failures become transient errors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import aiohttp_socks
+
+from ..chat import Event, Limit, LimitWindow, Stop, TextDelta, ThinkingDelta, UpstreamTurn
+from ..errors import Failure, UpstreamError
+from ..images import upload_filename
+from .classify import classify_response, classify_stream_error, reset_from_limit
+from .sse import SSEParser
+
+ROOT_MESSAGE_UUID = "00000000-0000-4000-8000-000000000000"
+USER_AGENT = (
+    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
+    "Chrome/142.0.0.0 Safari/537.36"
+)
+NORMAL_STYLE = {
+    "type": "default",
+    "key": "Default",
+    "name": "Normal",
+    "nameKey": "normal_style_name",
+    "prompt": "Normal",
+    "summary": "Default responses from Claude",
+    "summaryKey": "normal_style_summary",
+    "isDefault": True,
+}
+#: Failures of the transport (including a SOCKS proxy's, which are not aiohttp errors).
+TRANSPORT_ERRORS = (
+    aiohttp.ClientError,
+    asyncio.TimeoutError,
+    OSError,
+    aiohttp_socks.ProxyError,
+    aiohttp_socks.ProxyConnectionError,
+    aiohttp_socks.ProxyTimeoutError,
+)
+_MAX_ERROR_BODY = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """The credentials of one call: the session key and its organization."""
+
+    key: str
+    org_id: str
+
+
+def transport_error(exc: BaseException) -> UpstreamError:
+    if isinstance(exc, asyncio.TimeoutError):
+        return UpstreamError(Failure.TRANSIENT, "claude.ai did not answer in time")
+    detail = type(exc).__name__
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        detail += f" ({exc.host}:{exc.port})"
+    return UpstreamError(Failure.TRANSIENT, f"could not reach claude.ai: {detail}")
+
+
+def choose_organization(orgs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The chat organization of an account.
+
+    Orgs that can chat win, and among them the one with the most capabilities (clewdr's rule), so
+    an API-only console org or a Max account's extra orgs do not break the lookup as they did in
+    the original (yushangxiao/claude2api#18).
+    """
+    valid = [o for o in orgs if isinstance(o, dict) and o.get("uuid")]
+    chat = [o for o in valid if "chat" in (o.get("capabilities") or [])]
+    pool = chat or [o for o in valid if o.get("rate_limit_tier") == "default_claude_ai"] or valid
+    if not pool:
+        return None
+    return max(pool, key=lambda o: len(o.get("capabilities") or []))
+
+
+def completion_body(
+    turn: UpstreamTurn,
+    *,
+    protocol: str,
+    model: str | None,
+    files: list[str],
+    thinking_effort: str | None,
+) -> dict[str, Any]:
+    """The completion request body for either protocol generation (reference 4.6 and 5.5)."""
+    body: dict[str, Any] = {
+        "prompt": turn.prompt,
+        "timezone": "UTC",
+        "locale": "en-US",
+        "personalized_styles": [NORMAL_STYLE],
+        "tools": [],
+        "attachments": [a.to_wire() for a in turn.attachments],
+        "files": files,
+        "sync_sources": [],
+        "rendering_mode": "messages",
+    }
+    if model:
+        body["model"] = model
+    if protocol == "2025":
+        body["parent_message_uuid"] = ROOT_MESSAGE_UUID
+        return body
+    body["turn_message_uuids"] = {
+        "human_message_uuid": str(uuid.uuid4()),
+        "assistant_message_uuid": str(uuid.uuid4()),
+    }
+    body["thinking_mode"] = "extended" if thinking_effort else "off"
+    if thinking_effort:
+        body["effort"] = thinking_effort
+    params: dict[str, Any] = {
+        "name": "",
+        "include_conversation_preferences": True,
+        "paprika_mode": "extended" if thinking_effort else None,
+        "compass_mode": None,
+        "is_temporary": True,
+    }
+    if model:
+        params["model"] = model
+    body["create_conversation_params"] = params
+    return body
+
+
+class ClaudeWebClient:
+    def __init__(self, http: aiohttp.ClientSession, base_url: str, clock: Callable[[], float] = time.time) -> None:
+        self.http = http
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock
+
+    # -- plumbing -------------------------------------------------------------------------------
+
+    def _headers(self, key: str, referer: str, accept: str = "application/json") -> dict[str, str]:
+        return {
+            "cookie": f"sessionKey={key}",
+            "origin": self.base_url,
+            "referer": self.base_url + referer,
+            "user-agent": USER_AGENT,
+            "accept": accept,
+            "accept-language": "en-US,en;q=0.9",
+            "anthropic-client-platform": "web_claude_ai",
+            "cache-control": "no-cache",
+        }
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        *,
+        referer: str = "/new",
+        json_body: Any = None,
+        data: Any = None,
+        ok: tuple[int, ...] = (200,),
+    ) -> tuple[int, bytes]:
+        """One non-streaming call; returns status and body, or raises a classified error."""
+        try:
+            async with self.http.request(
+                method,
+                self.base_url + path,
+                headers=self._headers(key, referer),
+                json=json_body,
+                data=data,
+                allow_redirects=False,
+            ) as resp:
+                body = await resp.content.read(_MAX_ERROR_BODY) if resp.status not in ok else await resp.read()
+                if resp.status not in ok:
+                    raise classify_response(resp.status, resp.headers, body, self.clock())
+                return resp.status, body
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc) from None
+
+    @staticmethod
+    def _json(body: bytes, what: str) -> Any:
+        try:
+            return json.loads(body)
+        except ValueError:
+            raise UpstreamError(Failure.UNKNOWN, f"claude.ai sent an unreadable {what} response") from None
+
+    # -- endpoints ------------------------------------------------------------------------------
+
+    async def organizations(self, key: str) -> list[dict[str, Any]]:
+        _, body = await self._call("GET", "/api/organizations", key)
+        orgs = self._json(body, "organizations")
+        if not isinstance(orgs, list):
+            raise UpstreamError(Failure.UNKNOWN, "claude.ai sent an unexpected organizations response")
+        return orgs
+
+    async def create_conversation(self, account: Account, conv_id: str, *, model: str | None) -> None:
+        body: dict[str, Any] = {
+            "uuid": conv_id,
+            "name": "",
+            "include_conversation_preferences": True,
+            "is_temporary": True,
+        }
+        if model:
+            body["model"] = model
+        await self._call(
+            "POST",
+            f"/api/organizations/{account.org_id}/chat_conversations",
+            account.key,
+            referer="/new?incognito",
+            json_body=body,
+            ok=(200, 201),
+        )
+
+    async def update_conversation_settings(self, account: Account, conv_id: str, settings: dict[str, Any]) -> None:
+        await self._call(
+            "PUT",
+            f"/api/organizations/{account.org_id}/chat_conversations/{conv_id}",
+            account.key,
+            referer=f"/chat/{conv_id}",
+            json_body={"settings": settings},
+            ok=(200, 202, 204),
+        )
+
+    async def upload(self, account: Account, data: bytes, media_type: str) -> str:
+        form = aiohttp.FormData()
+        form.add_field("file", data, filename=upload_filename(media_type), content_type=media_type)
+        _, body = await self._call("POST", f"/api/{account.org_id}/upload", account.key, data=form)
+        file_uuid = (self._json(body, "upload") or {}).get("file_uuid")
+        if not file_uuid:
+            raise UpstreamError(Failure.UNKNOWN, "claude.ai accepted the upload but returned no file_uuid")
+        return str(file_uuid)
+
+    async def stop_response(self, account: Account, conv_id: str) -> None:
+        await self._call(
+            "POST",
+            f"/api/organizations/{account.org_id}/chat_conversations/{conv_id}/stop_response",
+            account.key,
+            referer=f"/chat/{conv_id}",
+            ok=(200, 202, 204),
+        )
+
+    async def delete_conversation(self, account: Account, conv_id: str) -> None:
+        """Delete a conversation; one that does not exist (never created) counts as deleted."""
+        await self._call(
+            "DELETE",
+            f"/api/organizations/{account.org_id}/chat_conversations/{conv_id}",
+            account.key,
+            referer=f"/chat/{conv_id}",
+            json_body={"uuid": conv_id},
+            ok=(200, 202, 204, 404),
+        )
+
+    async def completion(self, account: Account, conv_id: str, body: dict[str, Any]) -> AsyncIterator[Event]:
+        """Send a turn and yield its neutral events until ``message_stop``."""
+        url = f"{self.base_url}/api/organizations/{account.org_id}/chat_conversations/{conv_id}/completion"
+        headers = self._headers(account.key, f"/chat/{conv_id}", accept="text/event-stream")
+        try:
+            resp = await self.http.post(url, json=body, headers=headers, allow_redirects=False)
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc) from None
+        try:
+            if resp.status != 200:
+                error_body = await resp.content.read(_MAX_ERROR_BODY)
+                raise classify_response(resp.status, resp.headers, error_body, self.clock())
+            parser = SSEParser()
+            stream = StreamTranslator(self.clock)
+            async for chunk in resp.content.iter_any():
+                for event, data in parser.feed(chunk):
+                    for item in stream.handle(event, data):
+                        yield item
+                    if stream.done:
+                        return
+            for event, data in parser.close():
+                for item in stream.handle(event, data):
+                    yield item
+            if not stream.done:
+                yield stream.end_of_stream()
+        except TRANSPORT_ERRORS as exc:
+            raise transport_error(exc) from None
+        finally:
+            resp.release()
+
+
+class StreamTranslator:
+    """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped."""
+
+    __slots__ = ("clock", "blocks", "stop_reason", "stop_sequence", "done", "saw_content")
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self.blocks: dict[int, str] = {}
+        self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
+        self.done = False
+        self.saw_content = False
+
+    def handle(self, event: str | None, data: bytes) -> list[Event]:
+        try:
+            frame = json.loads(data)
+        except ValueError:
+            return []
+        if not isinstance(frame, dict):
+            return []
+        kind = frame.get("type") or event
+        if kind == "content_block_delta":
+            return self._delta(frame)
+        if kind == "content_block_start":
+            block = frame.get("content_block") or {}
+            self.blocks[frame.get("index", -1)] = block.get("type", "")
+            return []
+        if kind == "message_delta":
+            delta = frame.get("delta") or {}
+            self.stop_reason = delta.get("stop_reason") or self.stop_reason
+            self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
+            return []
+        if kind == "message_limit":
+            return [parse_limit(frame.get("message_limit"))]
+        if kind == "message_stop":
+            self.done = True
+            return [Stop(self.stop_reason or "end_turn", self.stop_sequence)]
+        if kind == "error":
+            raise classify_stream_error(frame.get("error"), self.clock())
+        if "completion" in frame:  # legacy shape (reference 5.9)
+            return self._legacy(frame)
+        return []
+
+    def _delta(self, frame: dict[str, Any]) -> list[Event]:
+        delta = frame.get("delta") or {}
+        dtype = delta.get("type")
+        # A delta whose block start we never saw (the captures skip some) is taken at its word.
+        block = self.blocks.get(frame.get("index", -1))
+        if dtype == "text_delta" and block in (None, "text"):
+            text = delta.get("text") or ""
+            return [TextDelta(text)] if text else []
+        if dtype == "thinking_delta" and block in (None, "thinking"):
+            text = delta.get("thinking") or ""
+            return [ThinkingDelta(text)] if text else []
+        return []
+
+    def _legacy(self, frame: dict[str, Any]) -> list[Event]:
+        events: list[Event] = []
+        text = frame.get("completion") or ""
+        if text:
+            events.append(TextDelta(text))
+        if frame.get("stop_reason"):
+            self.done = True
+            events.append(Stop("max_tokens" if frame["stop_reason"] == "max_tokens" else "end_turn"))
+        return events
+
+    def end_of_stream(self) -> Event:
+        """The stream closed without ``message_stop``: fine after a stop reason, else a failure."""
+        if self.stop_reason:
+            self.done = True
+            return Stop(self.stop_reason, self.stop_sequence)
+        raise UpstreamError(Failure.TRANSIENT, "claude.ai closed the stream before the reply ended")
+
+
+def parse_limit(raw: Any) -> Limit:
+    raw = raw if isinstance(raw, dict) else {}
+    windows = []
+    for name, window in (raw.get("windows") or {}).items():
+        if isinstance(window, dict):
+            windows.append(
+                LimitWindow(
+                    name=name,
+                    status=window.get("status"),
+                    utilization=_float(window.get("utilization")),
+                    resets_at=_float(window.get("resets_at")),
+                )
+            )
+    return Limit(type=str(raw.get("type") or "within_limit"), resets_at=reset_from_limit(raw), windows=windows)
+
+
+def _float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

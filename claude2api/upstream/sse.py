@@ -1,0 +1,66 @@
+"""Incremental Server-Sent Events parser for claude.ai's completion stream.
+
+claude.ai frames are standard SSE, but arrive with LF or CRLF line ends (reference 5.1), with
+lines split anywhere across TCP reads (inside a multi-byte UTF-8 character too) and with lines far
+longer than 64 KiB. The parser therefore works on bytes, keeps the unfinished tail between reads,
+and only decodes complete lines.
+"""
+
+from __future__ import annotations
+
+import re
+
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+
+
+class SSEParser:
+    """Feed raw bytes; get back complete ``(event, data)`` pairs in order.
+
+    ``event`` is the ``event:`` field or ``None``; ``data`` is the ``data:`` lines joined by
+    ``\\n`` (as bytes, ready for ``json.loads``). Comments and unknown fields are ignored.
+    """
+
+    __slots__ = ("_tail", "_event", "_data")
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._event: str | None = None
+        self._data: list[bytes] = []
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        buf = self._tail + chunk if self._tail else chunk
+        frames: list[tuple[str | None, bytes]] = []
+        pos = 0
+        for match in _LINE_END.finditer(buf):
+            if match.group() == b"\r" and match.end() == len(buf):
+                break  # a lone CR at the end may be the first half of a CRLF still in transit
+            self._line(buf[pos : match.start()], frames)
+            pos = match.end()
+        self._tail = buf[pos:]
+        return frames
+
+    def close(self) -> list[tuple[str | None, bytes]]:
+        """Flush at end of stream: a final frame without its blank line still counts."""
+        frames: list[tuple[str | None, bytes]] = []
+        if self._tail.rstrip(b"\r"):
+            self._line(self._tail.rstrip(b"\r"), frames)
+        self._tail = b""
+        self._line(b"", frames)
+        return frames
+
+    def _line(self, line: bytes, frames: list[tuple[str | None, bytes]]) -> None:
+        if not line:
+            if self._data:
+                frames.append((self._event, b"\n".join(self._data)))
+            self._event = None
+            self._data = []
+            return
+        if line[0] == 0x3A:  # ":" comment
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
