@@ -8,40 +8,17 @@ from typing import Any
 from aiohttp import web
 
 from . import relay
-from .chat import ChatContext, ChatRequest
 from .dialects.openai import OpenAICollector, OpenAIStream, model_object, models_list, parse_chat_request
-from .errors import APIError, bad_request
-from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from .errors import APIError
+from .services import SERVICES
 from .tokens import estimate_request_tokens
-
-
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 that says what is wrong with it."""
-    raw = await request.read()
-    if not raw.strip():
-        raise bad_request("The request body is empty; expected a JSON object.")
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise bad_request(f"The request body is not valid JSON: {exc}") from None
-
-
-def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:
-    services = request.app[SERVICES]
-    ctx = ChatContext(
-        request=chat_request, services=services, request_id=request[REQUEST_ID], dialect=dialect
-    )
-    mirror = request.get(MIRROR_CREDENTIALS)
-    if mirror is not None:
-        ctx.mirror_session = services.mirror_session(*mirror)
-    return ctx
 
 
 async def chat_completions(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
-    body = await read_json(request)
+    body = await relay.read_json(request)
     chat_request, options = parse_chat_request(body, services.catalog)
-    ctx = chat_context(request, chat_request, "openai")
+    ctx = relay.chat_context(request, chat_request, "openai")
     render_args = dict(
         model=chat_request.model,
         options=options,

@@ -8,14 +8,16 @@ is streamed (or collected), and a late failure becomes an in-band error.
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
 
-from .chat import CONTENT_EVENTS, ChatContext, Event, Stop
-from .errors import APIError, Failure, UpstreamError
+from .chat import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
+from .errors import APIError, Failure, UpstreamError, bad_request
 from .logs import get_logger
+from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
 
 log = get_logger(__name__)
 
@@ -40,6 +42,28 @@ class Collector(Protocol):
 
     def feed(self, event: Event) -> None: ...
     def result(self) -> dict[str, Any]: ...
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON, or a 400 that says what is wrong with it."""
+    raw = await request.read()
+    if not raw.strip():
+        raise bad_request("The request body is empty; expected a JSON object.")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise bad_request(f"The request body is not valid JSON: {exc}") from None
+
+
+def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:
+    services = request.app[SERVICES]
+    ctx = ChatContext(
+        request=chat_request, services=services, request_id=request[REQUEST_ID], dialect=dialect
+    )
+    mirror = request.get(MIRROR_CREDENTIALS)
+    if mirror is not None:
+        ctx.mirror_session = services.mirror_session(*mirror)
+    return ctx
 
 
 async def start(ctx: ChatContext) -> tuple[AsyncGenerator[Event, None], list[Event]]:

@@ -28,6 +28,9 @@ fails; a test may change it at any time:
 ``server_error``
     Completions: 500 with a JSON error body.
 
+A model in :attr:`Account.denied_models` gets 403 ``model_not_allowed`` from completions and from
+creates that name it.
+
 Generations (``protocol``): ``"2025"`` ignores ``create_conversation_params`` and the body's
 ``thinking_mode`` (thinking is the conversation's ``paprika_mode``) and sends 2025-shaped frames
 (no ``trace_id``, no ``windows``); ``"2026"`` creates conversations from
