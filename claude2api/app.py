@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import time
 import uuid
+from pathlib import Path
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,7 +22,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from aiohttp_socks import ProxyConnector
 
-from . import api_openai
+from . import api_anthropic, api_openai
 from .auth import check_api_key, mirror_credentials
 from .chat import ChatMiddleware
 from .cleanup import Janitor
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
                 clock=clock,
                 cooldown_default=settings.cooldown_default_seconds,
                 request_rate_cooldown=settings.request_rate_cooldown_seconds,
+                max_concurrency=settings.session_max_concurrency,
+                state_path=Path(settings.state_file) if settings.state_file else None,
             ),
             claude=client,
             http=images,
@@ -120,12 +123,20 @@ def make_runner(app: web.Application) -> web.AppRunner:
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
+    """OpenAI under ``/v1`` and ``/hf/v1``; Anthropic under ``/v1`` and ``/v1/v1`` (a base URL pasted
+    with ``/v1``, which Anthropic SDKs add themselves); both under the mirror prefix when enabled.
+    The model list answers on every prefix: both SDKs read it."""
     app.router.add_get("/health", health)
-    prefixes = ["/v1", "/hf/v1"]
-    if settings.enable_mirror_api:
-        prefixes.append(settings.mirror_api_prefix + "/v1")
-    for prefix in prefixes:
+    app.router.add_get("/admin/sessions", admin_sessions)
+    mirror = [settings.mirror_api_prefix + "/v1"] if settings.enable_mirror_api else []
+    openai_prefixes = ["/v1", "/hf/v1", *mirror]
+    anthropic_prefixes = ["/v1", "/v1/v1", *mirror]
+    for prefix in openai_prefixes:
         app.router.add_post(prefix + "/chat/completions", api_openai.chat_completions)
+    for prefix in anthropic_prefixes:
+        app.router.add_post(prefix + "/messages", api_anthropic.messages)
+        app.router.add_post(prefix + "/messages/count_tokens", api_anthropic.count_tokens)
+    for prefix in dict.fromkeys(openai_prefixes + anthropic_prefixes):
         app.router.add_get(prefix + "/models", api_openai.list_models)
         app.router.add_get(prefix + "/models/{model_id}", api_openai.get_model)
 
@@ -136,6 +147,12 @@ async def health(request: web.Request) -> web.Response:
     for session in services.pool.snapshot():
         states[session["state"]] = states.get(session["state"], 0) + 1
     return web.json_response({"status": "ok", "sessions": states})
+
+
+async def admin_sessions(request: web.Request) -> web.Response:
+    """Every configured session's state, for operators; keys appear only as fingerprints."""
+    services = request.app[SERVICES]
+    return web.json_response({"object": "list", "data": services.pool.snapshot()})
 
 
 # -- HTTP middlewares ------------------------------------------------------------------------
@@ -236,6 +253,11 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             request[MIRROR_CREDENTIALS] = mirror_credentials(request)
         return await handler(request)
     settings: Settings = request.app[SETTINGS]
+    if request.path.startswith("/admin/"):
+        if not settings.admin_key:
+            raise APIError(404, "The admin API is off: set ADMIN_KEY to turn it on.", code="admin_disabled")
+        check_api_key(request, (settings.admin_key,))
+        return await handler(request)
     check_api_key(request, settings.api_keys)
     return await handler(request)
 

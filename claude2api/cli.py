@@ -1,22 +1,27 @@
-"""Command line: ``claude2api [serve] [--config FILE]``, ``claude2api demo`` (or ``--demo``)."""
+"""Command line: ``claude2api [serve] [--config FILE]``, ``claude2api demo`` (or ``--demo``),
+``claude2api sessions [--json]``."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
 from aiohttp import web
 
 from . import __version__
-from .app import create_app, make_runner
+from .app import create_app, make_runner, upstream_session
+from .check import check_sessions, render_table
 from .config import ConfigError, Settings, load_settings, read_dotenv
 from .logs import configure_logging, get_logger, register_secret
+from .upstream.client import ClaudeWebClient
 
 log = get_logger(__name__)
 
@@ -35,9 +40,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "command",
         nargs="?",
         default="serve",
-        choices=("serve", "demo"),
-        help="serve (default): run the daemon; demo: run it against a built-in fake claude.ai",
+        choices=("serve", "demo", "sessions"),
+        help="serve (default): run the daemon; demo: run it against a built-in fake claude.ai; "
+        "sessions: check every configured session key against claude.ai and print a table",
     )
+    parser.add_argument("--json", action="store_true", help="sessions: print JSON instead of a table")
     args = parser.parse_args(argv)
     if args.demo:
         args.command = "demo"
@@ -54,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
             return asyncio.run(run_demo(args.config, environ))
         settings = load_settings(args.config, environ)
         _setup_logging(settings)
+        if args.command == "sessions":
+            return asyncio.run(print_sessions(settings, as_json=args.json))
         return asyncio.run(serve(settings))
     except ConfigError as exc:
         print(f"claude2api: configuration error: {exc}", file=sys.stderr)
@@ -64,15 +73,19 @@ def main(argv: list[str] | None = None) -> int:
 
 def _setup_logging(settings: Settings) -> None:
     configure_logging(settings.log_level, settings.log_format)
-    for secret in (*settings.api_keys, settings.admin_key, *(s.key for s in settings.sessions)):
-        if secret:
-            register_secret(secret)
-    if settings.proxy:
-        from urllib.parse import urlsplit
+    for secret in settings.secret_values():
+        register_secret(secret)
 
-        password = urlsplit(settings.proxy).password
-        if password:
-            register_secret(password)
+
+async def print_sessions(settings: Settings, *, as_json: bool) -> int:
+    """The ``sessions`` command; exit status 1 when any session is not healthy."""
+    async with upstream_session(settings) as http:
+        reports = await check_sessions(settings, ClaudeWebClient(http, settings.claude_base_url), time.time())
+    if as_json:
+        print(json.dumps([r.as_dict() for r in reports], indent=2))
+    else:
+        print(render_table(reports))
+    return 0 if all(r.state == "healthy" for r in reports) else 1
 
 
 async def serve(settings: Settings, *, banner: str | None = None) -> int:

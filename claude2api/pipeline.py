@@ -67,7 +67,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                 session = ctx.mirror_session
             else:
                 try:
-                    session = pool.pick(model, tried)
+                    session = await pool.acquire(model, tried, ctx.services.settings.session_wait_timeout)
                 except NoSessionAvailable as exc:
                     if failures:
                         break
@@ -123,10 +123,12 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     if kind is Failure.UNKNOWN:
         return APIError(502, last.message, type="server_error", code="upstream_error")
     if kind in (Failure.RATE_LIMITED, Failure.REQUEST_RATE):
-        resets = [f.reset_at for f in by_kind[kind] if f.reset_at]
-        if kind is Failure.RATE_LIMITED or resets:
-            return rate_limited_error(min(resets) if resets else now + ctx.services.settings.cooldown_default_seconds, now)
-        return APIError(429, last.message, type="rate_limit_error", headers={"retry-after": "30"})
+        settings = ctx.services.settings
+        resets = [f.reset_at or now + settings.cooldown_default_seconds for f in by_kind.get(Failure.RATE_LIMITED, [])]
+        resets += [
+            f.reset_at or now + settings.request_rate_cooldown_seconds for f in by_kind.get(Failure.REQUEST_RATE, [])
+        ]
+        return rate_limited_error(min(resets), now)
     if kind is Failure.MODEL_NOT_ALLOWED:
         return APIError(
             403,

@@ -8,7 +8,9 @@ excludes the session for that model only. Transient failures only push a session
 the queue for a moment.
 
 Selection is least-busy first, then least recently used, which rotates evenly over equal sessions;
-sessions whose quota windows are nearly used up go last, before the 429 arrives.
+sessions whose quota windows are nearly used up go last, before the 429 arrives. With a cap on
+concurrent requests per session, a request waits a bounded time for a free slot. States are saved
+to a state file, when one is configured, so a parked session stays parked across a restart.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from .chat import Limit
 from .errors import APIError, Failure, UpstreamError
+from . import statefile
 from .logs import fingerprint, get_logger
 from .upstream.client import Account, ClaudeWebClient, choose_organization
 
@@ -68,6 +73,28 @@ class Session:
     def usable_for(self, model: str | None) -> bool:
         return self.state is State.HEALTHY and (model is None or model not in self.denied_models)
 
+    def record(self) -> dict[str, Any]:
+        """What the state file keeps of this session."""
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "until": self.until,
+            "denied_models": sorted(self.denied_models),
+            "org_id": self.org_id,
+            "plan": self.plan,
+        }
+
+    def restore(self, record: dict[str, Any]) -> None:
+        try:
+            self.state = State(record.get("state", "healthy"))
+        except ValueError:
+            return
+        self.reason = str(record.get("reason") or "")
+        self.until = record.get("until") if isinstance(record.get("until"), (int, float)) else None
+        self.denied_models = set(record.get("denied_models") or ())
+        self.org_id = self.org_id or record.get("org_id")
+        self.plan = record.get("plan")
+
     def describe(self) -> dict[str, Any]:
         """Operator view; never contains the key itself."""
         return {
@@ -76,7 +103,7 @@ class Session:
             "plan": self.plan,
             "state": self.state.value,
             "reason": self.reason,
-            "until": _iso(self.until) if self.until else None,
+            "until": iso_time(self.until) if self.until else None,
             "denied_models": sorted(self.denied_models),
             "in_flight": self.in_flight,
             "utilization": round(self.pressure, 3),
@@ -100,22 +127,70 @@ class SessionPool:
         cooldown_default: float = 3600.0,
         request_rate_cooldown: float = 60.0,
         blocked_cooldown: float = 60.0,
+        max_concurrency: int = 0,
+        state_path: Path | None = None,
     ) -> None:
         self.clock = clock
         self.cooldown_default = cooldown_default
         self.request_rate_cooldown = request_rate_cooldown
         self.blocked_cooldown = blocked_cooldown
+        self.max_concurrency = max_concurrency
+        self.state_path = state_path
         self.sessions = [Session(key=k, org_id=org) for k, org in keys]
+        self._waiters: deque[asyncio.Future[None]] = deque()
+        if state_path is not None:
+            saved = statefile.load(state_path)
+            for session in self.sessions:
+                if (record := saved.get(statefile.state_id(session.key))) is not None:
+                    session.restore(record)
 
     # -- selection --------------------------------------------------------------------------
 
-    def pick(self, model: str | None, exclude: set[Session] = frozenset()) -> Session:  # type: ignore[assignment]
+    async def acquire(self, model: str | None, exclude: set[Session], wait: float) -> Session:
+        """A session for ``model``, waiting up to ``wait`` seconds when all usable ones are at their cap."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        while True:
+            session = self.pick(model, exclude)
+            if session is not None:
+                return session
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                raise NoSessionAvailable(
+                    APIError(
+                        503,
+                        f"every claude.ai session is busy ({self.max_concurrency} concurrent requests each); "
+                        "try again shortly",
+                        type="service_unavailable_error",
+                        code="sessions_busy",
+                        headers={"retry-after": "2"},
+                    )
+                )
+            waiter = loop.create_future()
+            self._waiters.append(waiter)
+            try:
+                await asyncio.wait_for(waiter, remaining)
+            except asyncio.TimeoutError:
+                pass
+            finally:
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+
+    def pick(self, model: str | None, exclude: set[Session] = frozenset()) -> Session | None:  # type: ignore[assignment]
+        """The best usable session now, ``None`` if all usable ones are at their cap.
+
+        Raises :class:`NoSessionAvailable` when no session could serve ``model`` even if idle.
+        """
         now = self.clock()
         for s in self.sessions:
             s.refresh(now)
         candidates = [s for s in self.sessions if s not in exclude and s.usable_for(model)]
         if not candidates:
             raise NoSessionAvailable(self.unavailable_error(model, now))
+        if self.max_concurrency:
+            candidates = [s for s in candidates if s.in_flight < self.max_concurrency]
+            if not candidates:
+                return None
         best = min(
             candidates,
             key=lambda s: (s.pressure >= PRESSURE_THRESHOLD, s.backoff_until > now, s.in_flight, s.last_used),
@@ -126,6 +201,11 @@ class SessionPool:
 
     def release(self, session: Session) -> None:
         session.in_flight = max(0, session.in_flight - 1)
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                break
 
     async def account(self, session: Session, client: ClaudeWebClient) -> Account:
         """The session's :class:`Account`, looking its organization up once and caching it."""
@@ -138,6 +218,7 @@ class SessionPool:
                         raise UpstreamError(Failure.DISABLED, "the account has no organization that can chat")
                     session.org_id = str(org["uuid"])
                     session.plan = plan_of(org)
+                    self.save()
         return Account(session.key, session.org_id)
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -160,6 +241,7 @@ class SessionPool:
         elif failure is Failure.MODEL_NOT_ALLOWED and model:
             session.denied_models.add(model)
             log.warning("session_model_denied", session=session.fingerprint, model=model)
+            self.save()
         else:
             session.backoff_until = now + TRANSIENT_BACKOFF_SECONDS
             log.warning("session_transient_failure", session=session.fingerprint, error=error.message)
@@ -179,13 +261,18 @@ class SessionPool:
 
     def _park(self, session: Session, state: State, reason: str, until: float | None) -> None:
         session.state, session.reason, session.until = state, reason, until
+        self.save()
         log.warning(
             "session_parked",
             session=session.fingerprint,
             state=state.value,
             reason=reason,
-            until=_iso(until) if until else None,
+            until=iso_time(until) if until else None,
         )
+
+    def save(self) -> None:
+        if self.state_path is not None:
+            statefile.save(self.state_path, {statefile.state_id(s.key): s.record() for s in self.sessions})
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -233,7 +320,7 @@ def rate_limited_error(reset_at: float, now: float) -> APIError:
         headers = {"retry-after": str(max(1, wait))}
     return APIError(
         429,
-        f"all claude.ai sessions are rate-limited; the earliest resets at {_iso(reset_at)} "
+        f"all claude.ai sessions are rate-limited; the earliest resets at {iso_time(reset_at)} "
         f"(in {_human(wait)})",
         type="rate_limit_error",
         code="rate_limit_exceeded",
@@ -249,7 +336,8 @@ def plan_of(org: dict[str, Any]) -> str:
     return "free"
 
 
-def _iso(ts: float) -> str:
+def iso_time(ts: float) -> str:
+    """Epoch seconds as an RFC 3339 UTC time, to the second."""
     return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 

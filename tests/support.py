@@ -22,7 +22,7 @@ async def raw_post(daemon: Daemon, path: str, body: object | bytes, headers: dic
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
     async with aiohttp.ClientSession() as http:
         async with http.post(daemon.url + path, data=data, headers=hdrs) as resp:
-            return resp.status, dict(resp.headers), await resp.read()
+            return resp.status, resp.headers.copy(), await resp.read()
 
 
 def sse_data(raw: bytes) -> list[str]:

@@ -229,6 +229,11 @@ class ClaudeWebClient:
             raise UpstreamError(Failure.UNKNOWN, "claude.ai accepted the upload but returned no file_uuid")
         return str(file_uuid)
 
+    async def usage(self, account: Account) -> Any:
+        """Quota windows of the account (reference 4.12); utilization is a percentage here."""
+        _, body = await self._call("GET", f"/api/organizations/{account.org_id}/usage", account.key)
+        return self._json(body, "usage")
+
     async def stop_response(self, account: Account, conv_id: str) -> None:
         await self._call(
             "POST",
@@ -363,12 +368,12 @@ def parse_limit(raw: Any) -> Limit:
                 LimitWindow(
                     name=name,
                     status=window.get("status"),
-                    utilization=_float(window.get("utilization")),
-                    resets_at=_float(window.get("resets_at")),
+                    utilization=as_float(window.get("utilization")),
+                    resets_at=as_float(window.get("resets_at")),
                 )
             )
     return Limit(type=str(raw.get("type") or "within_limit"), resets_at=reset_from_limit(raw), windows=windows)
 
 
-def _float(value: Any) -> float | None:
+def as_float(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None

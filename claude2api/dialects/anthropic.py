@@ -1,0 +1,591 @@
+"""Anthropic Messages dialect: request parsing, stream and non-stream rendering.
+
+The wire contract is ``client-contract.md`` section 4. In short: every SSE frame is
+``event: <type>`` plus ``data: {"type":"<type>",...}`` (anthropic-python drops frames without the
+event line); ``message_start`` and ``message_delta`` always carry integer ``usage``; content blocks
+are indexed 0, 1, 2... in order; a late failure is an ``error`` event and the stream ends there,
+without ``message_stop``.
+
+claude.ai's own frames look like these but are never passed through: the renderers only see the
+neutral events of :mod:`claude2api.chat`, so web-only frames and fields cannot leak.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from claude2api.chat import (
+    ChatRequest,
+    Event,
+    ImagePart,
+    Message,
+    Part,
+    Stop,
+    TextDelta,
+    TextPart,
+    Thinking,
+    ThinkingDelta,
+)
+from claude2api.errors import APIError, bad_request
+from claude2api.images import decode_data_url
+from claude2api.models import ModelCatalog
+from claude2api.stops import StopCutter
+from claude2api.tokens import TokenCounter
+
+
+def _dumps(obj: object) -> str:
+    """Compact JSON, as every frame and body we send is written."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Request parsing
+#
+# Error messages follow the real API's ``<field path>: <problem>`` style (``messages.0.content.1``).
+
+#: ``thinking.budget_tokens`` → claude.ai effort: under 4k tokens "low", under 16k "medium", else "high".
+_BUDGET_EFFORTS = ((4096, "low"), (16384, "medium"))
+#: Effort for ``{"type":"adaptive"}``, for ``enabled`` without a budget, and for a ``-think`` model.
+DEFAULT_THINK_EFFORT = "high"
+
+#: Stand-in ``signature`` of our thinking blocks. claude.ai signs nothing, but SDK types and clients
+#: that send thinking back expect a string; what comes back is dropped from the prompt anyway.
+THINKING_SIGNATURE = "claude2api-unsigned"
+
+
+@dataclass(slots=True)
+class AnthropicOptions:
+    """What the renderer needs from the request beyond the :class:`ChatRequest`."""
+
+    #: Render thinking blocks: the client asked for thinking and not with ``display: "omitted"``.
+    show_thinking: bool = False
+
+
+def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, AnthropicOptions]:
+    """Validate a decoded ``/v1/messages`` body and convert it to the neutral request.
+
+    Unknown fields (``temperature``, ``tools``, ``metadata``, ``service_tier``...) are ignored;
+    malformed known ones raise a 400 :class:`APIError`; an unknown model raises a 404.
+    ``max_tokens`` is optional here (the real API requires it) and is a soft cap on answer text.
+    """
+    body = _object(body)
+    model, upstream, think_model = _resolve_model(body.get("model"), catalog)
+    thinking, shown = _parse_thinking(body.get("thinking"), think_model)
+    request = ChatRequest(
+        model=model,
+        upstream_model=upstream,
+        messages=_parse_conversation(body),
+        stream=_parse_stream(body.get("stream")),
+        thinking=thinking,
+        stop=_parse_stop_sequences(body.get("stop_sequences")),
+        max_tokens=_parse_max_tokens(body.get("max_tokens")),
+    )
+    return request, AnthropicOptions(show_thinking=shown)
+
+
+def parse_count_tokens(body: object, catalog: ModelCatalog) -> ChatRequest:
+    """A ``/v1/messages/count_tokens`` body (``/v1/messages`` without ``max_tokens``/``stream``)."""
+    body = _object(body)
+    model, upstream, think_model = _resolve_model(body.get("model"), catalog)
+    thinking, _ = _parse_thinking(body.get("thinking"), think_model)
+    return ChatRequest(model=model, upstream_model=upstream, messages=_parse_conversation(body), thinking=thinking)
+
+
+def effort_for_budget(budget_tokens: int) -> str:
+    """The claude.ai thinking effort closest to a token budget (claude.ai takes no budget)."""
+    for bound, effort in _BUDGET_EFFORTS:
+        if budget_tokens < bound:
+            return effort
+    return "high"
+
+
+def _object(body: object) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise bad_request("The request body must be a JSON object.")
+    return body
+
+
+def _resolve_model(raw: object, catalog: ModelCatalog) -> tuple[str, str, bool]:
+    """(requested id, upstream id, whether it is a ``-think`` model); a missing model is the default."""
+    if raw is None or raw == "":
+        raw = catalog.default
+    if not isinstance(raw, str):
+        raise bad_request("model: Input should be a valid string", param="model")
+    resolved = catalog.resolve(raw)
+    if resolved is None:
+        raise APIError(
+            404, f"model: `{raw}` is not served here (GET /v1/models lists the models)", param="model"
+        )
+    return raw, resolved.upstream, resolved.thinking
+
+
+def _parse_stream(raw: object) -> bool:
+    if raw is None:
+        return False
+    if not isinstance(raw, bool):
+        raise bad_request("stream: Input should be a valid boolean", param="stream")
+    return raw
+
+
+def _parse_max_tokens(raw: object) -> int | None:
+    if raw is not None and (type(raw) is not int or raw < 1):
+        raise bad_request("max_tokens: Input should be a positive integer", param="max_tokens")
+    return raw
+
+
+def _parse_stop_sequences(raw: object) -> list[str]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
+        raise bad_request("stop_sequences: Input should be an array of strings", param="stop_sequences")
+    return [s for s in raw if s]
+
+
+def _parse_thinking(raw: object, think_model: bool) -> tuple[Thinking | None, bool]:
+    """(thinking, whether to show it) from the ``thinking`` field and the ``-think`` suffix.
+
+    An explicit ``thinking`` decides, ``disabled`` included (it turns a ``-think`` model off).
+    claude.ai takes an effort, not a budget: ``budget_tokens`` maps through
+    :func:`effort_for_budget`; ``adaptive`` lets the model decide, which claude.ai's high effort
+    comes closest to. ``display: "omitted"`` thinks without showing the thinking.
+    """
+    if raw is None:
+        return (Thinking(effort=DEFAULT_THINK_EFFORT) if think_model else None), think_model
+    if not isinstance(raw, dict) or raw.get("type") not in ("enabled", "adaptive", "disabled"):
+        raise bad_request(
+            "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'", param="thinking.type"
+        )
+    if raw["type"] == "disabled":
+        return None, False
+    shown = raw.get("display") != "omitted"
+    budget = raw.get("budget_tokens") if raw["type"] == "enabled" else None
+    if budget is None:
+        return Thinking(effort=DEFAULT_THINK_EFFORT), shown
+    if type(budget) is not int or budget < 1:
+        raise bad_request(
+            "thinking.budget_tokens: Input should be a positive integer", param="thinking.budget_tokens"
+        )
+    return Thinking(effort=effort_for_budget(budget), budget_tokens=budget), shown
+
+
+def _parse_conversation(body: dict[str, Any]) -> list[Message]:
+    """``system`` then ``messages``. Messages left without content (e.g. only round-tripped
+    thinking) are left out; a final assistant message stays last, as the prefill it is."""
+    raw = body.get("messages")
+    if raw is None:
+        raise bad_request("messages: Field required", param="messages")
+    if not isinstance(raw, list):
+        raise bad_request("messages: Input should be a valid array", param="messages")
+    if not raw:
+        raise bad_request("messages: at least one message is required", param="messages")
+    messages = _parse_system(body.get("system"))
+    for i, item in enumerate(raw):
+        message = _parse_message(item, f"messages.{i}")
+        if message.parts:
+            messages.append(message)
+    return messages
+
+
+def _parse_system(raw: object) -> list[Message]:
+    if raw is None or raw == "":
+        return []
+    if isinstance(raw, str):
+        return [Message("system", [TextPart(raw)])]
+    if not isinstance(raw, list):
+        raise bad_request("system: Input should be a string or an array of text blocks", param="system")
+    parts: list[Part] = []
+    for i, block in enumerate(raw):
+        if not isinstance(block, dict) or block.get("type") != "text":
+            raise bad_request(f"system.{i}: only text blocks are allowed in system", param=f"system.{i}")
+        parts.extend(_text_block(block, f"system.{i}"))
+    return [Message("system", parts)] if parts else []
+
+
+def _parse_message(raw: object, path: str) -> Message:
+    if not isinstance(raw, dict):
+        raise bad_request(f"{path}: Input should be an object", param=path)
+    role = raw.get("role")
+    if role not in ("user", "assistant"):
+        raise bad_request(f"{path}.role: Input should be 'user' or 'assistant'", param=f"{path}.role")
+    return Message(role, _parse_content(raw.get("content"), f"{path}.content"))
+
+
+def _parse_content(content: object, path: str) -> list[Part]:
+    if isinstance(content, str):
+        return [TextPart(content)] if content else []
+    if not isinstance(content, list):
+        raise bad_request(f"{path}: Input should be a string or an array of content blocks", param=path)
+    parts: list[Part] = []
+    for j, block in enumerate(content):
+        parts.extend(_parse_block(block, f"{path}.{j}"))
+    return parts
+
+
+def _parse_block(block: object, path: str) -> list[Part]:
+    kind = block.get("type") if isinstance(block, dict) else None
+    if isinstance(block, dict) and isinstance(kind, str) and kind in _BLOCK_PARSERS:
+        return _BLOCK_PARSERS[kind](block, path)
+    raise bad_request(
+        f"{path}.type: unsupported content block type {kind!r}; expected one of {', '.join(_BLOCK_PARSERS)}",
+        param=path,
+    )
+
+
+def _text_block(block: dict[str, Any], path: str) -> list[Part]:
+    text = block.get("text")
+    if not isinstance(text, str):
+        raise bad_request(f"{path}.text: Input should be a valid string", param=f"{path}.text")
+    return [TextPart(text)] if text else []
+
+
+def _image_block(block: dict[str, Any], path: str) -> list[Part]:
+    """Base64 images become bytes; URL images are kept for the image-fetch middleware to download."""
+    path += ".source"
+    kind, source = _source(block)
+    if kind == "base64":
+        return [_decode_base64_image(source.get("media_type"), source.get("data"), path)]
+    if kind == "url":
+        return [ImagePart(url=_http_url(source.get("url"), f"{path}.url"))]
+    if kind == "file":
+        raise bad_request(f"{path}: file sources (Files API) are not supported", param=path)
+    raise bad_request(f"{path}.type: Input should be 'base64' or 'url'", param=f"{path}.type")
+
+
+def _source(block: dict[str, Any]) -> tuple[object, dict[str, Any]]:
+    """(type, object) of a block's ``source``; ``(None, {})`` if it is not an object."""
+    source = block.get("source")
+    return (source.get("type"), source) if isinstance(source, dict) else (None, {})
+
+
+def _http_url(url: object, path: str) -> str:
+    if isinstance(url, str):
+        parts = urlsplit(url)
+        if parts.scheme.lower() in ("http", "https") and parts.netloc:
+            return url
+    raise bad_request(f"{path}: expected an http(s) URL", param=path)
+
+
+def _decode_base64_image(media_type: object, data: object, path: str) -> ImagePart:
+    if media_type is not None and not (isinstance(media_type, str) and media_type.startswith("image/")):
+        raise bad_request(f"{path}.media_type: expected an image/* type", param=f"{path}.media_type")
+    if not isinstance(data, str):
+        raise bad_request(f"{path}.data: Input should be a valid string", param=f"{path}.data")
+    try:
+        media, decoded = decode_data_url(f"data:{media_type or ''};base64,{data}")
+    except ValueError:
+        raise bad_request(f"{path}.data: not valid base64 image data", param=f"{path}.data") from None
+    return ImagePart(media_type=media, data=decoded)
+
+
+def _document_block(block: dict[str, Any], path: str) -> list[Part]:
+    """Text documents become text under their title; binary ones (PDF) would need an upload."""
+    kind, source = _source(block)
+    data = source.get("data")
+    if kind == "text" and isinstance(data, str):
+        parts: list[Part] = [TextPart(data)] if data else []
+    elif kind == "content":
+        parts = _parse_content(source.get("content"), f"{path}.source.content")
+    else:
+        raise bad_request(
+            f"{path}.source: only text documents are supported (source type 'text' or 'content')",
+            param=f"{path}.source",
+        )
+    title = block.get("title")
+    return _headed(f"[document: {title}]", parts) if isinstance(title, str) and title else parts
+
+
+def _tool_use_block(block: dict[str, Any], path: str) -> list[Part]:
+    """A past tool call as text (the same wording the OpenAI dialect uses), so history keeps it."""
+    return [TextPart(f"[called tool {block.get('name')} with {_dumps(block.get('input', {}))}]")]
+
+
+def _tool_result_block(block: dict[str, Any], path: str) -> list[Part]:
+    content = block.get("content")
+    parts = [] if content is None else _parse_content(content, f"{path}.content")
+    return _headed("[tool error]" if block.get("is_error") else "[tool result]", parts)
+
+
+def _dropped_block(block: dict[str, Any], path: str) -> list[Part]:
+    """Round-tripped (redacted) thinking: claude.ai cannot take it back, signed or not."""
+    return []
+
+
+def _headed(header: str, parts: list[Part]) -> list[Part]:
+    """``parts`` under a one-line header, put into the first part when that is text."""
+    if parts and isinstance(parts[0], TextPart):
+        return [TextPart(f"{header}\n{parts[0].text}"), *parts[1:]]
+    return [TextPart(header), *parts]
+
+
+_BLOCK_PARSERS: dict[str, Callable[[dict[str, Any], str], list[Part]]] = {
+    "text": _text_block,
+    "image": _image_block,
+    "document": _document_block,
+    "tool_use": _tool_use_block,
+    "tool_result": _tool_result_block,
+    "thinking": _dropped_block,
+    "redacted_thinking": _dropped_block,
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Rendering
+
+
+class ReplyCutter:
+    """The reply as the client asked for it: stop sequences and the ``max_tokens`` soft cap.
+
+    Both apply to answer text only (never to thinking, whose length claude.ai decides). Stop
+    reasons use the neutral (Anthropic) vocabulary of :class:`~claude2api.chat.Stop`;
+    ``stop_reason`` is set once the reply is over, after which every event is ignored. Tokens of
+    both kinds are counted as they pass.
+    """
+
+    __slots__ = ("_cutter", "_max_tokens", "answer", "stop_reason", "stop_sequence", "thinking")
+
+    def __init__(self, stops: list[str], max_tokens: int | None) -> None:
+        self._cutter = StopCutter(stops)
+        self._max_tokens = max_tokens
+        self.answer = TokenCounter()
+        self.thinking = TokenCounter()
+        self.stop_reason: str | None = None
+        self.stop_sequence: str | None = None
+
+    def feed(self, event: Event) -> tuple[str, str]:
+        """The (thinking, answer) text to emit for ``event``; at most one of them is non-empty."""
+        if self.stop_reason is not None:
+            return "", ""
+        if isinstance(event, TextDelta):
+            text, matched = self._cutter.feed(event.text)
+            text = self._cap(text)
+            if matched is not None:
+                self._stop("stop_sequence", matched)
+            return "", text
+        if isinstance(event, ThinkingDelta):
+            self.thinking.add(event.text)
+            return event.text, ""
+        if isinstance(event, Stop):
+            return "", self.end(event.reason, event.sequence)
+        return "", ""  # Limit: quota bookkeeping, nothing for the client
+
+    def end(self, reason: str = "end_turn", sequence: str | None = None) -> str:
+        """Finish the reply (if not already finished); returns the held-back answer text."""
+        text = self._cap(self._cutter.flush())
+        self._stop(reason, sequence)
+        return text
+
+    def _stop(self, reason: str, sequence: str | None) -> None:
+        if self.stop_reason is None:
+            self.stop_reason, self.stop_sequence = reason, sequence
+
+    def _cap(self, text: str) -> str:
+        if not text:
+            return text
+        if self._max_tokens is None:
+            self.answer.add(text)
+            return text
+        kept = self.answer.add_within(text, self._max_tokens)
+        if len(kept) < len(text):
+            self._stop("max_tokens", None)
+        return kept
+
+
+class _Renderer:
+    """Common state of :class:`AnthropicStream` and :class:`AnthropicCollector`."""
+
+    def __init__(
+        self,
+        model: str,
+        options: AnthropicOptions,
+        prompt_tokens: int,
+        stops: list[str],
+        max_tokens: int | None,
+        message_id: str | None = None,
+    ) -> None:
+        self.model = model
+        self.id = message_id or f"msg_{uuid.uuid4().hex}"
+        self._show_thinking = options.show_thinking
+        self._input_tokens = max(prompt_tokens, 1)
+        self._reply = ReplyCutter(stops, max_tokens)
+        self._setup()
+
+    def _setup(self) -> None:
+        """Subclass state, set up once the common state above exists."""
+
+    @property
+    def done(self) -> bool:
+        """True once the reply is over (Stop, a stop sequence or the cap): stop reading upstream."""
+        return self._reply.stop_reason is not None
+
+    def _piece(self, event: Event) -> tuple[str, str]:
+        """(block kind, text) for ``event``: thinking the client did not ask to see is dropped."""
+        thinking, text = self._reply.feed(event)
+        if thinking and self._show_thinking:
+            return "thinking", thinking
+        return "text", text
+
+    def _usage(self) -> dict[str, int]:
+        output = self._reply.answer.tokens + self._reply.thinking.tokens
+        return {"input_tokens": self._input_tokens, "output_tokens": output}
+
+
+def _frame(type_: str, data_json: str) -> str:
+    return f"event: {type_}\ndata: {data_json}\n\n"
+
+
+_PING = _frame("ping", '{"type":"ping"}')
+_MESSAGE_STOP = _frame("message_stop", '{"type":"message_stop"}')
+_EMPTY_BLOCKS = {
+    "thinking": '{"type":"thinking","thinking":"","signature":""}',
+    "text": '{"type":"text","text":""}',
+}
+_SIGNATURE_DELTA = f'{{"type":"signature_delta","signature":{_dumps(THINKING_SIGNATURE)}}}'
+
+
+class AnthropicStream(_Renderer):
+    """Renders events as Messages SSE frames (bytes ready to write).
+
+    Call :meth:`feed` per event, :meth:`keepalive` on idle, :meth:`finish` at the end of the
+    upstream stream, or :meth:`error_frame` if it broke. Stop reading the upstream once
+    :attr:`done` is true: the closing frames have then been sent already.
+
+    ``message_start`` and one ``ping`` open the stream. A content block opens whenever the kind of
+    text (thinking or answer) changes; a thinking block gets the placeholder signature just before
+    its ``content_block_stop``. The message always ends with a text block, empty if need be
+    (clients read ``content[-1].text``; the SDK's ``get_final_text()`` raises without one).
+    """
+
+    def _setup(self) -> None:
+        self._started = False
+        self._closed = False
+        self._block: str | None = None  # kind of the open content block
+        self._index = -1  # index of the last block opened
+        self._has_text = False
+
+    def feed(self, event: Event) -> bytes:
+        if self._closed:
+            return b""
+        out = self._start() + self._delta(*self._piece(event))
+        if self.done:
+            out += self._close()
+        return out.encode()
+
+    def keepalive(self) -> bytes:
+        """A ``ping`` event, the Messages API's own keep-alive."""
+        if self._closed:
+            return b""
+        return (self._start() + _PING).encode()
+
+    def finish(self) -> bytes:
+        """Closing frames, unless already sent (the reply ended by itself or was cut)."""
+        if self._closed:
+            return b""
+        return (self._start() + self._delta("text", self._reply.end()) + self._close()).encode()
+
+    def error_frame(self, message: str, type: str = "api_error") -> bytes:
+        """An ``error`` event after the 200 went out (the SDK raises ``APIStatusError``); the end."""
+        self._closed = True
+        error = {"type": "error", "error": {"type": type, "message": message}}
+        return _frame("error", _dumps(error)).encode()
+
+    def _start(self) -> str:
+        if self._started:
+            return ""
+        self._started = True
+        message = {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": self._input_tokens, "output_tokens": 1},
+        }
+        return _frame("message_start", _dumps({"type": "message_start", "message": message})) + _PING
+
+    def _delta(self, kind: str, text: str) -> str:
+        if not text:
+            return ""
+        out = "" if kind == self._block else self._stop_block() + self._start_block(kind)
+        # kind is "text" or "thinking": the delta is {"type":"<kind>_delta","<kind>":"..."}
+        delta = f'{{"type":"{kind}_delta","{kind}":{_dumps(text)}}}'
+        return out + self._block_delta(delta)
+
+    def _block_delta(self, delta_json: str) -> str:
+        return _frame(
+            "content_block_delta", f'{{"type":"content_block_delta","index":{self._index},"delta":{delta_json}}}'
+        )
+
+    def _start_block(self, kind: str) -> str:
+        self._index += 1
+        self._block = kind
+        self._has_text = self._has_text or kind == "text"
+        block = f'{{"type":"content_block_start","index":{self._index},"content_block":{_EMPTY_BLOCKS[kind]}}}'
+        return _frame("content_block_start", block)
+
+    def _stop_block(self) -> str:
+        if self._block is None:
+            return ""
+        out = self._block_delta(_SIGNATURE_DELTA) if self._block == "thinking" else ""
+        self._block = None
+        return out + _frame("content_block_stop", f'{{"type":"content_block_stop","index":{self._index}}}')
+
+    def _close(self) -> str:
+        self._closed = True
+        out = self._stop_block()
+        if not self._has_text:
+            out += self._start_block("text") + self._stop_block()
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": self._reply.stop_reason, "stop_sequence": self._reply.stop_sequence},
+            "usage": self._usage(),
+        }
+        return out + _frame("message_delta", _dumps(delta)) + _MESSAGE_STOP
+
+
+class AnthropicCollector(_Renderer):
+    """Collects events into one ``message`` object (non-stream responses), with the same blocks
+    a stream would have had."""
+
+    def _setup(self) -> None:
+        self._blocks: list[tuple[str, list[str]]] = []
+
+    def feed(self, event: Event) -> None:
+        if not self.done:
+            self._add(*self._piece(event))
+
+    def result(self) -> dict[str, Any]:
+        if not self.done:
+            self._add("text", self._reply.end())
+        content: list[dict[str, Any]] = []
+        for kind, pieces in self._blocks:
+            if kind == "thinking":
+                content.append({"type": "thinking", "thinking": "".join(pieces), "signature": THINKING_SIGNATURE})
+            else:
+                content.append({"type": "text", "text": "".join(pieces)})
+        if not any(block["type"] == "text" for block in content):
+            content.append({"type": "text", "text": ""})
+        return {
+            "id": self.id,
+            "type": "message",
+            "role": "assistant",
+            "model": self.model,
+            "content": content,
+            "stop_reason": self._reply.stop_reason,
+            "stop_sequence": self._reply.stop_sequence,
+            "usage": self._usage(),
+        }
+
+    def _add(self, kind: str, text: str) -> None:
+        if not text:
+            return
+        if self._blocks and self._blocks[-1][0] == kind:
+            self._blocks[-1][1].append(text)
+        else:
+            self._blocks.append((kind, [text]))
