@@ -29,7 +29,13 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     )
     events, head = await relay.start(ctx)
     if chat_request.stream:
-        return await relay.stream(request, events, head, OpenAIStream(**render_args))
+        return await relay.stream(
+            request,
+            events,
+            head,
+            OpenAIStream(**render_args),
+            keepalive_interval=services.settings.keepalive_interval,
+        )
     result = await relay.collect(events, head, OpenAICollector(**render_args))
     return web.json_response(result, dumps=_dumps)
 

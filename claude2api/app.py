@@ -9,6 +9,7 @@ error rendering, CORS, authentication.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import time
 import uuid
 from pathlib import Path
@@ -40,14 +41,27 @@ log = get_logger(__name__)
 
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
-    factories: list[Callable[[Any], ChatMiddleware | None]] = []
-    for module_path in settings.plugins:
-        module = importlib.import_module(module_path)
-        factories.append(module.chat_middleware)
+    factories: list[Callable[[Any], ChatMiddleware | None]] = [load_plugin(ref) for ref in settings.plugins]
     factories += [role_prefix_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
     middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares
+
+
+def load_plugin(ref: str) -> Callable[[Any], ChatMiddleware | None]:
+    """A plugin's ``chat_middleware`` factory, from a module path or a ``.py`` file path."""
+    if ref.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(f"claude2api_plugin_{Path(ref).stem}", ref)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load plugin file {ref}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(ref)
+    factory = getattr(module, "chat_middleware", None)
+    if not callable(factory):
+        raise ImportError(f"plugin {ref} has no chat_middleware(settings) function")
+    return factory
 
 
 def upstream_session(settings: Settings) -> aiohttp.ClientSession:
@@ -77,6 +91,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
     )
     app[SETTINGS] = settings  # read by middlewares before services exist
+    chain = build_chain(chat_middlewares(settings), claude_web)  # plugin import errors surface here
 
     async def services_ctx(app: web.Application):
         upstream = upstream_session(settings)
@@ -97,7 +112,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             claude=client,
             http=images,
             janitor=janitor,
-            chain=build_chain(chat_middlewares(settings), claude_web),
+            chain=chain,
             clock=clock,
         )
         try:

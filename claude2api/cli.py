@@ -90,7 +90,12 @@ async def print_sessions(settings: Settings, *, as_json: bool) -> int:
 
 async def serve(settings: Settings, *, banner: str | None = None) -> int:
     """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
-    runner = make_runner(create_app(settings))
+    try:
+        app = create_app(settings)
+    except ImportError as exc:
+        print(f"claude2api: configuration error: PLUGINS: {exc}", file=sys.stderr)
+        return 2
+    runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
     try:

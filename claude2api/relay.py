@@ -8,6 +8,7 @@ is streamed (or collected), and a late failure becomes an in-band error.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
@@ -100,10 +101,12 @@ async def stream(
     renderer: StreamRenderer,
     *,
     error_frame: Callable[[UpstreamError], bytes] | None = None,
+    keepalive_interval: float = 0,
 ) -> web.StreamResponse:
     """Relay the chain's events as SSE; a late upstream failure becomes the dialect's error frame."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
+    pinger = KeepAlive(response, renderer, keepalive_interval)
     try:
         out = b"".join(renderer.feed(event) for event in head)
         if out:
@@ -112,19 +115,53 @@ async def stream(
             async for event in events:
                 out = renderer.feed(event)
                 if out:
+                    pinger.writes += 1
                     await response.write(out)
                 if renderer.done and not isinstance(event, Stop):
                     break  # cut short (stop sequence, max_tokens): stop the upstream generation
+        pinger.stop()
         await response.write(renderer.finish())
     except UpstreamError as exc:
+        pinger.stop()
         log.warning("stream_failed_after_commit", failure=exc.failure.value, error=exc.message)
         frame = error_frame(exc) if error_frame else renderer.error_frame(exc.message)
         await _write_quietly(response, frame)
     except ConnectionResetError:
         log.info("client_disconnected")
     finally:
+        pinger.stop()
         await events.aclose()
     return response
+
+
+class KeepAlive:
+    """Writes the renderer's keep-alive frame when a stream has been silent for ``interval`` seconds
+    (long thinking pauses), so proxies and clients with idle timeouts do not drop the connection."""
+
+    def __init__(self, response: web.StreamResponse, renderer: StreamRenderer, interval: float) -> None:
+        self.writes = 0
+        self._task: asyncio.Task[None] | None = None
+        frame = getattr(renderer, "keepalive", None)
+        if interval > 0 and frame is not None:
+            self._task = asyncio.get_running_loop().create_task(self._run(response, frame, interval))
+
+    async def _run(self, response: web.StreamResponse, frame: Callable[[], bytes], interval: float) -> None:
+        seen = -1
+        try:
+            while True:
+                await asyncio.sleep(interval)
+                if self.writes == seen:
+                    data = frame()
+                    if data:
+                        await response.write(data)
+                seen = self.writes
+        except ConnectionResetError:
+            pass
+
+    def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
 
 
 async def collect(events: AsyncGenerator[Event, None], head: list[Event], collector: Collector) -> dict[str, Any]:

@@ -209,3 +209,17 @@ async def test_unknown_route_is_a_json_404(daemon: Daemon) -> None:
         async with http.get(daemon.url + "/v1/nothing", headers={"x-api-key": daemon.api_key}) as resp:
             assert resp.status == 404
             assert (await resp.json())["error"]["message"]
+
+
+async def test_keepalive_chunks_during_silence(fake: FakeClaude, make_daemon) -> None:
+    fake.reply(deltas=["slow", " answer"], delay=0.35)
+    daemon = await make_daemon(env={"KEEPALIVE_INTERVAL": "0.1"})
+    status, _, raw = await raw_post(
+        daemon, "/v1/chat/completions",
+        {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": "Hi"}]},
+    )
+    assert status == 200
+    chunks = [json.loads(p) for p in sse_data(raw)[:-1]]
+    empty = [c for c in chunks if c["choices"] and c["choices"][0]["delta"] == {"content": ""}]
+    assert len(empty) >= 2
+    assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "slow answer"
