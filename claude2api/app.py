@@ -33,7 +33,7 @@ from .logs import get_logger
 from .models import ModelCatalog
 from .pipeline import build_chain, claude_web, retry_over_sessions_factory
 from .prompt import fetch_images_factory, history_to_file_factory, role_prefix_factory
-from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES, SETTINGS, Services
+from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES, Services
 from .sessions import SessionPool
 from .upstream.client import ClaudeWebClient
 
@@ -90,7 +90,6 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         middlewares=[request_context, error_middleware, cors_middleware, auth_middleware],
         client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
     )
-    app[SETTINGS] = settings  # read by middlewares before services exist
     chain = build_chain(chat_middlewares(settings), claude_web)  # plugin import errors surface here
 
     async def services_ctx(app: web.Application):
@@ -126,6 +125,42 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     app.on_response_prepare.append(_add_common_headers)
     add_routes(app, settings)
     return app
+
+
+#: Settings that shape listeners, the upstream session or the routes: a reload cannot change them.
+RESTART_ONLY = (
+    "address",
+    "proxy",
+    "claude_base_url",
+    "upstream_connect_timeout",
+    "upstream_read_timeout",
+    "max_request_body_mb",
+    "image_fetch_timeout",
+    "enable_mirror_api",
+    "mirror_api_prefix",
+    "state_file",
+    "log_level",
+    "log_format",
+)
+
+
+def apply_settings(services: Services, new: Settings) -> list[str]:
+    """Swap in a reloaded configuration; returns the changed settings that need a restart.
+
+    Sessions that stay keep their state (parked, dead, in flight); new ones start healthy (or as
+    the state file remembers them). Requests already running finish with what they started with.
+    Raises ImportError, before changing anything, when a plugin cannot be loaded.
+    """
+    chain = build_chain(chat_middlewares(new), claude_web)
+    pool = services.pool
+    pool.cooldown_default = new.cooldown_default_seconds
+    pool.request_rate_cooldown = new.request_rate_cooldown_seconds
+    pool.max_concurrency = new.session_max_concurrency
+    pool.update_sessions([(s.key, s.org_id) for s in new.sessions])
+    services.catalog = ModelCatalog(new.models)
+    services.chain = chain
+    old, services.settings = services.settings, new
+    return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
 
 
 def make_runner(app: web.Application) -> web.AppRunner:
@@ -178,7 +213,7 @@ def dialect_of(path: str) -> str:
 
 
 def is_mirror_path(request: web.Request) -> bool:
-    settings: Settings = request.app[SETTINGS]
+    settings = request.app[SERVICES].settings
     prefix = settings.mirror_api_prefix
     return settings.enable_mirror_api and (request.path == prefix or request.path.startswith(prefix + "/"))
 
@@ -267,7 +302,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if request.path.endswith("/chat/completions") or request.path.endswith("/messages"):
             request[MIRROR_CREDENTIALS] = mirror_credentials(request)
         return await handler(request)
-    settings: Settings = request.app[SETTINGS]
+    settings = request.app[SERVICES].settings
     if request.path.startswith("/admin/"):
         if not settings.admin_key:
             raise APIError(404, "The admin API is off: set ADMIN_KEY to turn it on.", code="admin_disabled")

@@ -11,16 +11,17 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from aiohttp import web
 
 from . import __version__
-from .app import create_app, make_runner, upstream_session
+from .app import apply_settings, create_app, make_runner, upstream_session
 from .check import check_sessions, render_table
 from .config import ConfigError, Settings, load_settings, read_dotenv
 from .logs import configure_logging, get_logger, register_secret
+from .services import SERVICES
 from .upstream.client import ClaudeWebClient
 
 log = get_logger(__name__)
@@ -53,9 +54,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    environ = dict(os.environ)
-    if Path(".env").is_file():
-        environ = {**read_dotenv(Path(".env")), **environ}
+    environ = _environment()
     try:
         if args.command == "demo":
             return asyncio.run(run_demo(args.config, environ))
@@ -63,12 +62,20 @@ def main(argv: list[str] | None = None) -> int:
         _setup_logging(settings)
         if args.command == "sessions":
             return asyncio.run(print_sessions(settings, as_json=args.json))
-        return asyncio.run(serve(settings))
+        return asyncio.run(serve(settings, reload=lambda: load_settings(args.config, _environment())))
     except ConfigError as exc:
         print(f"claude2api: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _environment() -> dict[str, str]:
+    """The process environment over the working directory's ``.env`` (which never overrides)."""
+    environ = dict(os.environ)
+    if Path(".env").is_file():
+        environ = {**read_dotenv(Path(".env")), **environ}
+    return environ
 
 
 def _setup_logging(settings: Settings) -> None:
@@ -88,8 +95,10 @@ async def print_sessions(settings: Settings, *, as_json: bool) -> int:
     return 0 if all(r.state == "healthy" for r in reports) else 1
 
 
-async def serve(settings: Settings, *, banner: str | None = None) -> int:
-    """Run the daemon until SIGTERM/SIGINT; returns the process exit code."""
+async def serve(
+    settings: Settings, *, banner: str | None = None, reload: Callable[[], Settings] | None = None
+) -> int:
+    """Run the daemon until SIGTERM/SIGINT, reloading the configuration on SIGHUP; returns the exit code."""
     try:
         app = create_app(settings)
     except ImportError as exc:
@@ -118,6 +127,8 @@ async def serve(settings: Settings, *, banner: str | None = None) -> int:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    if reload is not None:
+        loop.add_signal_handler(signal.SIGHUP, reload_config, app, reload)
     try:
         await stop.wait()
     finally:
@@ -125,6 +136,21 @@ async def serve(settings: Settings, *, banner: str | None = None) -> int:
         log.info("shutting_down")
         await runner.cleanup()
     return 0
+
+
+def reload_config(app: web.Application, reload: Callable[[], Settings]) -> None:
+    """SIGHUP: re-read the configuration; a bad one is logged and the running one kept."""
+    sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
+    try:
+        settings = reload()
+        for secret in settings.secret_values():
+            register_secret(secret)
+        restart_required = apply_settings(app[SERVICES], settings)
+    except (ConfigError, ImportError) as exc:
+        log.error("config_reload_failed", error=str(exc))
+    else:
+        log.info("config_reloaded", sessions=len(settings.sessions), restart_required=restart_required or None)
+    sd_notify("READY=1")
 
 
 async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:

@@ -44,7 +44,6 @@ class Services:
 
 
 SERVICES = web.AppKey("claude2api.services", Services)
-SETTINGS = web.AppKey("claude2api.settings", Settings)
 REQUEST_ID = web.RequestKey("claude2api.request_id", str)
 #: Mirror mode: the caller's own ``(session key, org id)`` from its Bearer token.
 MIRROR_CREDENTIALS = web.RequestKey("claude2api.mirror", tuple)

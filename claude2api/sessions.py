@@ -136,13 +136,25 @@ class SessionPool:
         self.blocked_cooldown = blocked_cooldown
         self.max_concurrency = max_concurrency
         self.state_path = state_path
-        self.sessions = [Session(key=k, org_id=org) for k, org in keys]
+        self.sessions: list[Session] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
-        if state_path is not None:
-            saved = statefile.load(state_path)
-            for session in self.sessions:
-                if (record := saved.get(statefile.state_id(session.key))) is not None:
+        self.update_sessions(keys)
+
+    def update_sessions(self, keys: Iterable[tuple[str, str | None]]) -> None:
+        """Set the configured keys (start-up, reload): known sessions keep their state."""
+        known = {s.key: s for s in self.sessions}
+        saved = statefile.load(self.state_path) if self.state_path is not None else {}
+        sessions = []
+        for key, org_id in keys:
+            session = known.get(key)
+            if session is None:
+                session = Session(key=key, org_id=org_id)
+                if (record := saved.get(statefile.state_id(key))) is not None:
                     session.restore(record)
+            elif org_id and session.org_id != org_id:
+                session.org_id = org_id
+            sessions.append(session)
+        self.sessions = sessions
 
     # -- selection --------------------------------------------------------------------------
 

@@ -41,8 +41,10 @@ async def run_cli(*args: str, env: dict[str, str], cwd: Path) -> tuple[int, str,
 
 
 @asynccontextmanager
-async def daemon_process(env: dict[str, str], cwd: Path, *args: str) -> AsyncIterator[tuple[str, list[bytes]]]:
-    """Start ``python -m claude2api``; yield its base URL once /health answers, plus its output."""
+async def daemon_process(
+    env: dict[str, str], cwd: Path, *args: str
+) -> AsyncIterator[tuple[str, list[bytes], asyncio.subprocess.Process]]:
+    """Start ``python -m claude2api``; yield its base URL once /health answers, its output, the process."""
     port = int(env["ADDRESS"].rsplit(":", 1)[1])
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "claude2api", *args, env=env, cwd=cwd,
@@ -68,7 +70,7 @@ async def daemon_process(env: dict[str, str], cwd: Path, *args: str) -> AsyncIte
                     await asyncio.sleep(0.05)
             else:
                 raise AssertionError(b"".join(output).decode())
-        yield base, output
+        yield base, output, proc
     finally:
         proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 20) == 0
@@ -104,7 +106,7 @@ async def test_env_only_start_serves_requests_and_logs_no_secret(tmp_path: Path)
             ADDRESS=f"127.0.0.1:{free_port()}",
             CLAUDE_BASE_URL=fake.base_url,
         )
-        async with daemon_process(env, tmp_path) as (base, output):
+        async with daemon_process(env, tmp_path) as (base, output, _):
             async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=API_KEY, max_retries=0) as client:
                 result = await client.chat.completions.create(
                     model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}]
@@ -125,7 +127,7 @@ async def test_env_only_start_serves_requests_and_logs_no_secret(tmp_path: Path)
 async def test_demo_prints_a_base_url_and_key_that_work(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(ADDRESS=f"127.0.0.1:{port}")
-    async with daemon_process(env, tmp_path, "--demo") as (base, output):
+    async with daemon_process(env, tmp_path, "--demo") as (base, output, _):
         banner = b"".join(output).decode()
         assert f"{base}/v1" in banner
         key = next(line.split()[-1] for line in banner.splitlines() if "API key" in line)

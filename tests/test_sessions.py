@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -182,14 +183,14 @@ async def test_state_survives_a_restart_of_the_daemon_process(tmp_path: Path) ->
             STATE_FILE=str(state_file),
             ADMIN_KEY="state-admin-key",
         )
-        async with daemon_process(env, tmp_path) as (base, _):
+        async with daemon_process(env, tmp_path) as (base, _, _):
             async with openai.AsyncOpenAI(base_url=base + "/v1", api_key="sk-state-test-key", max_retries=0) as c:
                 with pytest.raises(openai.RateLimitError):
                     await c.chat.completions.create(**ask())
         assert limited.session_key not in state_file.read_text()
         completions = len(fake.calls_to("/completion"))
         env["ADDRESS"] = f"127.0.0.1:{free_port()}"
-        async with daemon_process(env, tmp_path) as (base, _):
+        async with daemon_process(env, tmp_path) as (base, _, _):
             async with openai.AsyncOpenAI(base_url=base + "/v1", api_key="sk-state-test-key", max_retries=0) as c:
                 with pytest.raises(openai.RateLimitError):
                     await c.chat.completions.create(**ask())
@@ -223,3 +224,51 @@ async def test_sessions_cli_prints_a_table(tmp_path: Path) -> None:
         assert account.session_key not in out + err
     reports = json.loads(json_out)
     assert [r["state"] for r in reports] == ["healthy", "dead", "blocked"]
+
+
+async def test_sighup_reload_adds_sessions_and_keeps_the_others_state(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    async with FakeClaude() as fake:
+        dead = fake.add_account(behaviour="dead")
+        added = fake.add_account()
+        base_config = (
+            f"claude_base_url: {fake.base_url}\nadmin_key: reload-admin-key\nlog_format: json\n"
+            f"address: 127.0.0.1:{free_port()}\n"
+        )
+        config.write_text(base_config + f"api_key: first-key-123\nsessions:\n  - {dead.session_key}\n")
+        env = clean_env()
+        env["ADDRESS"] = config.read_text().split("address: ")[1].split("\n")[0]
+        async with daemon_process(env, tmp_path, "--config", str(config)) as (base, output, proc):
+            assert (await raw_post_to(base, "first-key-123"))[0] == 503
+            config.write_text(
+                base_config
+                + f"api_keys: [first-key-123, second-key-456]\nsessions:\n  - {dead.session_key}\n"
+                + f"  - {added.session_key}\n"
+            )
+            proc.send_signal(signal.SIGHUP)
+            for _ in range(100):
+                sessions = await admin_sessions(base, "reload-admin-key")
+                if len(sessions) == 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert [s["state"] for s in sessions] == ["dead", "healthy"]
+            assert (await raw_post_to(base, "second-key-456"))[0] == 200
+            config.write_text("sessions: [\n")  # broken: the running configuration stays
+            proc.send_signal(signal.SIGHUP)
+            await asyncio.sleep(0.3)
+            assert (await raw_post_to(base, "second-key-456"))[0] == 200
+        log = b"".join(output).decode()
+    assert "config_reloaded" in log and "config_reload_failed" in log
+    assert dead.session_key not in log and added.session_key not in log
+
+
+async def raw_post_to(base: str, key: str) -> tuple[int, bytes]:
+    async with aiohttp.ClientSession() as http:
+        async with http.post(base + "/v1/chat/completions", json=ask(), headers={"x-api-key": key}) as resp:
+            return resp.status, await resp.read()
+
+
+async def admin_sessions(base: str, key: str) -> list[dict]:
+    async with aiohttp.ClientSession() as http:
+        async with http.get(base + "/admin/sessions", headers={"x-api-key": key}) as resp:
+            return (await resp.json())["data"]
