@@ -7,14 +7,17 @@ both SDKs).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from typing import Any
 
 from aiohttp import web
 
 from . import relay
-from .dialects.anthropic import AnthropicCollector, AnthropicStream, parse_count_tokens, parse_messages_request
+from .dialects.anthropic import (
+    AnthropicCollector,
+    AnthropicStream,
+    parse_count_tokens,
+    parse_messages_request,
+)
 from .errors import UpstreamError
 from .services import SERVICES
 from .tokens import estimate_request_tokens
@@ -35,9 +38,16 @@ async def messages(request: web.Request) -> web.StreamResponse:
     events, head = await relay.start(ctx)
     if chat_request.stream:
         renderer = AnthropicStream(**render_args)
-        return await relay.stream(request, events, head, renderer, error_frame=_error_event(renderer))
+        return await relay.stream(
+            request,
+            events,
+            head,
+            renderer,
+            error_frame=_error_event(renderer),
+            keepalive_interval=services.settings.keepalive_interval,
+        )
     result = await relay.collect(events, head, AnthropicCollector(**render_args))
-    return web.json_response(result, dumps=_dumps)
+    return web.json_response(result, dumps=relay.compact_json)
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -56,7 +66,3 @@ def _error_event(renderer: AnthropicStream) -> Callable[[UpstreamError], bytes]:
         return renderer.error_frame(error["message"], error["type"])
 
     return frame
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

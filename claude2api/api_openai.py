@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
 
 from aiohttp import web
 
@@ -37,7 +35,7 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
             keepalive_interval=services.settings.keepalive_interval,
         )
     result = await relay.collect(events, head, OpenAICollector(**render_args))
-    return web.json_response(result, dumps=_dumps)
+    return web.json_response(result, dumps=relay.compact_json)
 
 
 async def list_models(request: web.Request) -> web.Response:
@@ -55,7 +53,3 @@ async def get_model(request: web.Request) -> web.Response:
             param="model",
         )
     return web.json_response(model_object(info))
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))

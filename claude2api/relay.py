@@ -45,6 +45,11 @@ class Collector(Protocol):
     def result(self) -> dict[str, Any]: ...
 
 
+def compact_json(obj: Any) -> str:
+    """JSON as the SDKs' own servers send it: compact, UTF-8 text left as is."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+
+
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 that says what is wrong with it."""
     raw = await request.read()

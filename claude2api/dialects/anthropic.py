@@ -93,7 +93,9 @@ def parse_count_tokens(body: object, catalog: ModelCatalog) -> ChatRequest:
     body = _object(body)
     model, upstream, think_model = _resolve_model(body.get("model"), catalog)
     thinking, _ = _parse_thinking(body.get("thinking"), think_model)
-    return ChatRequest(model=model, upstream_model=upstream, messages=_parse_conversation(body), thinking=thinking)
+    return ChatRequest(
+        model=model, upstream_model=upstream, messages=_parse_conversation(body), thinking=thinking
+    )
 
 
 def effort_for_budget(budget_tokens: int) -> str:
@@ -405,10 +407,9 @@ class _Renderer:
         prompt_tokens: int,
         stops: list[str],
         max_tokens: int | None,
-        message_id: str | None = None,
     ) -> None:
         self.model = model
-        self.id = message_id or f"msg_{uuid.uuid4().hex}"
+        self.id = f"msg_{uuid.uuid4().hex}"
         self._show_thinking = options.show_thinking
         self._input_tokens = max(prompt_tokens, 1)
         self._reply = ReplyCutter(stops, max_tokens)
@@ -476,10 +477,10 @@ class AnthropicStream(_Renderer):
         return out.encode()
 
     def keepalive(self) -> bytes:
-        """A ``ping`` event, the Messages API's own keep-alive."""
+        """A ``ping`` event, the Messages API's own keep-alive (the opening frames end with one)."""
         if self._closed:
             return b""
-        return (self._start() + _PING).encode()
+        return (self._start() or _PING).encode()
 
     def finish(self) -> bytes:
         """Closing frames, unless already sent (the reply ended by itself or was cut)."""
@@ -519,14 +520,17 @@ class AnthropicStream(_Renderer):
 
     def _block_delta(self, delta_json: str) -> str:
         return _frame(
-            "content_block_delta", f'{{"type":"content_block_delta","index":{self._index},"delta":{delta_json}}}'
+            "content_block_delta",
+            f'{{"type":"content_block_delta","index":{self._index},"delta":{delta_json}}}',
         )
 
     def _start_block(self, kind: str) -> str:
         self._index += 1
         self._block = kind
         self._has_text = self._has_text or kind == "text"
-        block = f'{{"type":"content_block_start","index":{self._index},"content_block":{_EMPTY_BLOCKS[kind]}}}'
+        block = (
+            f'{{"type":"content_block_start","index":{self._index},"content_block":{_EMPTY_BLOCKS[kind]}}}'
+        )
         return _frame("content_block_start", block)
 
     def _stop_block(self) -> str:
@@ -566,7 +570,9 @@ class AnthropicCollector(_Renderer):
         content: list[dict[str, Any]] = []
         for kind, pieces in self._blocks:
             if kind == "thinking":
-                content.append({"type": "thinking", "thinking": "".join(pieces), "signature": THINKING_SIGNATURE})
+                content.append(
+                    {"type": "thinking", "thinking": "".join(pieces), "signature": THINKING_SIGNATURE}
+                )
             else:
                 content.append({"type": "text", "text": "".join(pieces)})
         if not any(block["type"] == "text" for block in content):
