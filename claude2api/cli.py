@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -160,6 +161,7 @@ async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
     async with FakeClaude() as fake:
         fake.add_account()
         fake.add_account()
+        fake.reply_factory = _demo_reply
         demo_env = {
             **environ,
             "SESSIONS": ",".join(a.session_key for a in fake.accounts),
@@ -187,6 +189,19 @@ async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
             ]
         )
         return await serve(settings, banner=banner)
+
+
+def _demo_reply(call: Any) -> Any:
+    """The fake's answer in demo mode: says what is going on, quotes the last user turn."""
+    from .testing import Reply
+
+    prompt = (call.json or {}).get("prompt", "") if isinstance(call.json, dict) else ""
+    last_turn = prompt.rsplit("Human: ", 1)[-1].strip()[:200]
+    return Reply(
+        text=f"Hello! This is claude2api's demo: a built-in fake claude.ai answers, no account is used. "
+        f"You wrote: {last_turn}",
+        thinking="The user is trying the demo. A short, friendly answer will do.",
+    )
 
 
 def _display_host(host: str) -> str:
