@@ -223,3 +223,49 @@ async def test_keepalive_chunks_during_silence(fake: FakeClaude, make_daemon) ->
     empty = [c for c in chunks if c["choices"] and c["choices"][0]["delta"] == {"content": ""}]
     assert len(empty) >= 2
     assert "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks) == "slow answer"
+
+
+async def test_response_format_json_schema_with_parse(fake: FakeClaude, daemon: Daemon) -> None:
+    from pydantic import BaseModel
+
+    class Person(BaseModel):
+        name: str
+        age: int
+
+    fake.reply('```json\n{"name": "Ada", "age": 36}\n```')
+    async with sdk(daemon) as client:
+        parsed = await client.chat.completions.parse(
+            model=MODEL, messages=[{"role": "user", "content": "Who?"}], response_format=Person
+        )
+    assert parsed.choices[0].message.parsed == Person(name="Ada", age=36)
+    prompt = fake.calls_to("/completion")[-1].json["prompt"]
+    assert '"age"' in prompt and "JSON" in prompt  # the schema went upstream as an instruction
+
+
+async def test_response_format_rejects_a_reply_that_is_not_json(fake: FakeClaude, daemon: Daemon) -> None:
+    fake.reply("Sure! Here is some prose instead.")
+    status, _, raw = await raw_post(
+        daemon, "/v1/chat/completions",
+        {"model": MODEL, "response_format": {"type": "json_object"}, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert status == 502
+    assert "JSON" in json.loads(raw)["error"]["message"]
+
+
+async def test_max_tokens_is_a_soft_cap(fake: FakeClaude, daemon: Daemon) -> None:
+    fake.reply(" ".join(f"word{i}" for i in range(400)))
+    async with sdk(daemon) as client:
+        result = await client.chat.completions.create(
+            model=MODEL, max_completion_tokens=20, messages=[{"role": "user", "content": "long please"}]
+        )
+        stream = await client.chat.completions.create(
+            model=MODEL, max_tokens=20, stream=True, messages=[{"role": "user", "content": "long please"}]
+        )
+        chunks = [c async for c in stream]
+    assert result.choices[0].finish_reason == "length"
+    assert 0 < result.usage.completion_tokens <= 20
+    assert len(result.choices[0].message.content) < 200
+    assert chunks[-1].choices[0].finish_reason == "length"
+    await daemon.idle()
+    assert len(fake.calls_to("/stop_response")) == 2  # the cut-off generations were stopped upstream
+    assert fake.conversations == {}
