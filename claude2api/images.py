@@ -104,8 +104,8 @@ async def fetch_image(
     request to the checked IP literal, with the name in the ``Host`` header and as TLS
     ``server_hostname`` (SNI and certificate check). The connector never resolves the name again,
     so a second, different DNS answer cannot redirect the connection. Redirects are followed by
-    hand (at most :data:`MAX_REDIRECTS`), each hop checked the same way. ``session`` stays the
-    daemon's plain session (its proxy, TLS and pool settings apply); aiohttp keys pooled
+    hand (at most :data:`MAX_REDIRECTS`), each hop checked the same way. ``session`` is the
+    daemon's image session (direct: ``PROXY`` is for claude.ai only); aiohttp keys pooled
     connections by IP *and* ``server_hostname``, so a TLS connection is never reused for another name.
 
     ``timeout`` bounds the whole download (DNS, redirects, body). The body must be ``image/*``, or

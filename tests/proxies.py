@@ -14,10 +14,11 @@ import base64
 import ipaddress
 import socket
 import struct
+from typing import Self
 from urllib.parse import quote, urlsplit
 
 
-class _Proxy:
+class ProxyServer:
     scheme = ""
 
     def __init__(self, user: str | None = None, password: str | None = None, *, scheme: str | None = None) -> None:
@@ -34,13 +35,14 @@ class _Proxy:
         auth = f"{quote(self.user, safe='')}:{quote(self.password or '', safe='')}@" if self.user else ""
         return f"{self.scheme}://{auth}127.0.0.1:{self.port}"
 
-    async def __aenter__(self) -> _Proxy:
+    async def __aenter__(self) -> Self:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._server.close()
+        await asyncio.sleep(0)  # let a just-accepted connection's task start and register itself
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -71,7 +73,7 @@ class _Proxy:
     @staticmethod
     async def relay(client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                     target: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
-        """Copy bytes both ways until either side closes, then close both."""
+        """Copy bytes both ways until either side closes; close the target (``_accept`` closes the client)."""
 
         async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             while data := await reader.read(65536):
@@ -82,13 +84,13 @@ class _Proxy:
         try:
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            target[1].close()  # before the next await, which a cancellation may interrupt
             for task in pipes:
                 task.cancel()
             await asyncio.gather(*pipes, return_exceptions=True)
-            target[1].close()
 
 
-class HTTPProxy(_Proxy):
+class HTTPProxy(ProxyServer):
     """CONNECT tunnels, and absolute-URI requests forwarded in origin-form with ``Connection: close``."""
 
     scheme = "http"
@@ -127,7 +129,7 @@ class HTTPProxy(_Proxy):
         await self.relay((reader, writer), upstream)
 
 
-class SOCKS5Proxy(_Proxy):
+class SOCKS5Proxy(ProxyServer):
     """RFC 1928 CONNECT with no-auth, or RFC 1929 username/password when credentials are set."""
 
     scheme = "socks5"
@@ -170,7 +172,7 @@ class SOCKS5Proxy(_Proxy):
         await self.relay((reader, writer), upstream)
 
 
-class SOCKS4Proxy(_Proxy):
+class SOCKS4Proxy(ProxyServer):
     """SOCKS4 CONNECT, and SOCKS4a (address 0.0.0.x followed by a host name). ``.auths`` holds user ids."""
 
     scheme = "socks4"

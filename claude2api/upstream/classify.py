@@ -23,6 +23,13 @@ BLOCKED_MESSAGE = (
 
 def classify_response(status: int, headers: Mapping[str, str], body: bytes, now: float) -> UpstreamError:
     """Classify a non-success response of any claude.ai endpoint."""
+    if status == 407:  # a forwarding HTTP proxy answering for claude.ai (http:// base URLs)
+        return UpstreamError(
+            Failure.TRANSIENT,
+            "the proxy refused the request (HTTP 407 Proxy Authentication Required): "
+            "check the user name and password in PROXY",
+            status=407,
+        )
     if 300 <= status < 400:
         return UpstreamError(Failure.BLOCKED, BLOCKED_MESSAGE.format(detail=f"HTTP {status} redirect"), status=status)
     if headers.get("cf-mitigated", "").lower() == "challenge" or any(m in body for m in _CHALLENGE_MARKERS):

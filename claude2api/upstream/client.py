@@ -63,8 +63,12 @@ def transport_error(exc: BaseException) -> UpstreamError:
     if isinstance(exc, asyncio.TimeoutError):
         return UpstreamError(Failure.TRANSIENT, "claude.ai did not answer in time")
     detail = type(exc).__name__
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, aiohttp.ClientHttpProxyError):
+        detail += f" (the proxy answered HTTP {exc.status})"  # never str(exc): it holds the proxy URL
+    elif isinstance(exc, aiohttp.ClientConnectorError):
         detail += f" ({exc.host}:{exc.port})"
+    elif isinstance(exc, (aiohttp_socks.ProxyError, aiohttp_socks.ProxyConnectionError)):
+        detail += f" ({exc})"  # aiohttp-socks messages name the proxy host, never its credentials
     return UpstreamError(Failure.TRANSIENT, f"could not reach claude.ai: {detail}")
 
 
