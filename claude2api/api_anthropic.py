@@ -28,13 +28,13 @@ async def messages(request: web.Request) -> web.StreamResponse:
     body = await relay.read_json(request)
     chat_request, options = parse_messages_request(body, services.catalog)
     ctx = relay.chat_context(request, chat_request, "anthropic")
-    render_args = dict(
-        model=chat_request.model,
-        options=options,
-        prompt_tokens=estimate_request_tokens(chat_request),
-        stops=chat_request.stop,
-        max_tokens=chat_request.max_tokens,
-    )
+    render_args = {
+        "model": chat_request.model,
+        "options": options,
+        "prompt_tokens": estimate_request_tokens(chat_request),
+        "stops": chat_request.stop,
+        "max_tokens": chat_request.max_tokens,
+    }
     events, head = await relay.start(ctx)
     if chat_request.stream:
         renderer = AnthropicStream(**render_args)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from aiohttp import web
 
 from . import relay
@@ -17,14 +16,14 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     body = await relay.read_json(request)
     chat_request, options = parse_chat_request(body, services.catalog)
     ctx = relay.chat_context(request, chat_request, "openai")
-    render_args = dict(
-        model=chat_request.model,
-        options=options,
-        thinking_output=services.settings.thinking_output,
-        prompt_tokens=estimate_request_tokens(chat_request),
-        stops=chat_request.stop,
-        max_tokens=chat_request.max_tokens,
-    )
+    render_args = {
+        "model": chat_request.model,
+        "options": options,
+        "thinking_output": services.settings.thinking_output,
+        "prompt_tokens": estimate_request_tokens(chat_request),
+        "stops": chat_request.stop,
+        "max_tokens": chat_request.max_tokens,
+    }
     events, head = await relay.start(ctx)
     if chat_request.stream:
         return await relay.stream(

@@ -7,6 +7,7 @@ convention for extended thinking). The suffix is ours: claude.ai never sees it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC
 
 THINK_SUFFIX = "-think"
 
@@ -32,9 +33,9 @@ class ModelInfo:
     @property
     def created(self) -> int:
         """Unix seconds, as OpenAI's ``created`` field wants."""
-        from datetime import datetime, timezone
+        from datetime import datetime
 
-        return int(datetime.fromisoformat(self.created_at).replace(tzinfo=timezone.utc).timestamp())
+        return int(datetime.fromisoformat(self.created_at).replace(tzinfo=UTC).timestamp())
 
 
 @dataclass(frozen=True, slots=True)

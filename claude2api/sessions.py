@@ -21,13 +21,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import statefile
 from .chat import Limit
 from .errors import APIError, Failure, UpstreamError
-from . import statefile
 from .logs import fingerprint, get_logger
 from .upstream.client import Account, ClaudeWebClient, choose_organization
 
@@ -38,7 +38,7 @@ PRESSURE_THRESHOLD = 0.9
 TRANSIENT_BACKOFF_SECONDS = 10.0
 
 
-class State(str, enum.Enum):
+class State(enum.StrEnum):
     HEALTHY = "healthy"
     COOLING = "cooling"
     BLOCKED = "blocked"
@@ -182,7 +182,7 @@ class SessionPool:
             self._waiters.append(waiter)
             try:
                 await asyncio.wait_for(waiter, remaining)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 if waiter in self._waiters:
@@ -350,7 +350,7 @@ def plan_of(org: dict[str, Any]) -> str:
 
 def iso_time(ts: float) -> str:
     """Epoch seconds as an RFC 3339 UTC time, to the second."""
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _human(seconds: int) -> str:

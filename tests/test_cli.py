@@ -89,7 +89,7 @@ async def daemon_process(
     ],
 )
 async def test_bad_configuration_stops_startup_with_one_line(env, needle, tmp_path: Path) -> None:
-    code, out, err = await run_cli(env=clean_env(**env), cwd=tmp_path)
+    code, _out, err = await run_cli(env=clean_env(**env), cwd=tmp_path)
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

@@ -259,7 +259,7 @@ def test_no_config_file() -> None:
 
 
 def test_explicit_config_file_must_exist() -> None:
-    with pytest.raises(ConfigError, match="missing.yaml does not exist"):
+    with pytest.raises(ConfigError, match=r"missing\.yaml does not exist"):
         load_settings("missing.yaml", BASE_ENV)
 
 

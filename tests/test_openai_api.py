@@ -13,6 +13,7 @@ from claude2api.testing.daemon import Daemon
 
 from support import MODEL, raw_post, sdk, sse_data
 
+
 async def test_non_stream_answer(fake: FakeClaude, daemon: Daemon) -> None:
     fake.reply("Bonjour, 세계!")
     async with sdk(daemon) as client:
@@ -123,7 +124,7 @@ async def test_models_endpoints(daemon: Daemon) -> None:
     ],
 )
 async def test_bad_input_gets_a_400_with_an_openai_error(daemon: Daemon, fake: FakeClaude, body, param) -> None:
-    status, headers, raw = await raw_post(daemon, "/v1/chat/completions", body)
+    status, _headers, raw = await raw_post(daemon, "/v1/chat/completions", body)
     assert status == 400, raw
     error = json.loads(raw)["error"]
     assert error["type"] == "invalid_request_error"

@@ -1,7 +1,7 @@
 from types import SimpleNamespace
 
-import pytest
 import aiohttp
+import pytest
 from aiohttp import web
 
 from claude2api.chat import (
@@ -27,14 +27,14 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 
 def settings(**overrides):
-    values = dict(
-        no_role_prefix=False,
-        prompt_disable_artifacts=False,
-        max_chat_history_length=10000,
-        image_max_bytes=10 * 1024 * 1024,
-        image_fetch_timeout=20.0,
-        image_fetch_allow_private=True,
-    )
+    values = {
+        "no_role_prefix": False,
+        "prompt_disable_artifacts": False,
+        "max_chat_history_length": 10000,
+        "image_max_bytes": 10 * 1024 * 1024,
+        "image_fetch_timeout": 20.0,
+        "image_fetch_allow_private": True,
+    }
     return SimpleNamespace(**(values | overrides))
 
 

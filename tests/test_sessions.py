@@ -13,7 +13,6 @@ import openai
 import pytest
 
 from claude2api.testing import FakeClaude
-from claude2api.testing.daemon import run_daemon, settings_for
 
 from support import MODEL, raw_post, sdk
 from test_cli import clean_env, daemon_process, free_port, run_cli
@@ -52,7 +51,7 @@ def states(daemon) -> list[dict]:
 async def test_failure_moves_the_session_to_its_state(fake: FakeClaude, make_daemon, behaviour, state, status) -> None:
     fake.add_account(behaviour=behaviour, reset_at=int(time.time()) + 5000)
     daemon = await make_daemon()
-    code, headers, raw = await raw_post(daemon, "/v1/chat/completions", ask())
+    code, _headers, raw = await raw_post(daemon, "/v1/chat/completions", ask())
     assert code == status, raw
     [session] = states(daemon)
     assert session["state"] == state
@@ -67,7 +66,7 @@ async def test_reset_time_sources(fake: FakeClaude, make_daemon) -> None:
     fake.add_account(behaviour="rate_limited_header_only", reset_at=body_reset + 100)
     fake.add_account(behaviour="rate_limited_no_reset")
     daemon = await make_daemon(clock=clock, env={"REQUEST_RATE_COOLDOWN_SECONDS": "42"})
-    status, headers, raw = await raw_post(daemon, "/v1/chat/completions", ask())
+    status, headers, _raw = await raw_post(daemon, "/v1/chat/completions", ask())
     assert status == 429
     until = {s["fingerprint"]: s["until"] for s in states(daemon)}
     expected = [body_reset, body_reset + 100, int(clock.now) + 42]
@@ -109,7 +108,7 @@ async def test_model_not_allowed_excludes_that_model_only(fake: FakeClaude, make
 async def test_transient_failures_do_not_kill_a_session(fake: FakeClaude, make_daemon) -> None:
     account = fake.add_account(behaviour="server_error")
     daemon = await make_daemon()
-    status, _, raw = await raw_post(daemon, "/v1/chat/completions", ask())
+    status, _, _raw = await raw_post(daemon, "/v1/chat/completions", ask())
     assert status == 502
     assert states(daemon)[0]["state"] == "healthy"
     account.behaviour = "ok"

@@ -144,7 +144,7 @@ async def test_data_url_images_are_uploaded_and_attached(fake: FakeClaude, daemo
             messages=[{"role": "user", "content": [
                 {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}],
         )
-    [upload] = fake.calls_to("/upload")
+    [_upload] = fake.calls_to("/upload")
     [file_uuid] = fake.uploads
     assert fake.uploads[file_uuid]["size"] == len(PNG)
     assert fake.calls_to("/completion")[-1].json["files"] == [file_uuid]
@@ -292,7 +292,7 @@ async def test_mid_stream_error_is_an_error_frame_not_text(fake: FakeClaude, dae
                 if chunk.choices:
                     received.append(chunk.choices[0].delta.content or "")
     assert "".join(received) == "partial answer "
-    status, _, raw = await raw_post(daemon, "/v1/chat/completions", ask())
+    status, _, _raw = await raw_post(daemon, "/v1/chat/completions", ask())
     assert status in (502, 529)
     await daemon.idle()
     assert fake.conversations == {}

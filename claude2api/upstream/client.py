@@ -292,7 +292,7 @@ class ClaudeWebClient:
 class StreamTranslator:
     """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped."""
 
-    __slots__ = ("clock", "blocks", "stop_reason", "stop_sequence", "done", "saw_content")
+    __slots__ = ("blocks", "clock", "done", "saw_content", "stop_reason", "stop_sequence")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock

@@ -20,7 +20,7 @@ class SSEParser:
     ``\\n`` (as bytes, ready for ``json.loads``). Comments and unknown fields are ignored.
     """
 
-    __slots__ = ("_tail", "_event", "_data")
+    __slots__ = ("_data", "_event", "_tail")
 
     def __init__(self) -> None:
         self._tail = b""
