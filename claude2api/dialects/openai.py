@@ -25,16 +25,12 @@ from claude2api.chat import (
     Message,
     Part,
     Role,
-    Stop,
-    TextDelta,
     TextPart,
     Thinking,
-    ThinkingDelta,
 )
 from claude2api.errors import APIError, bad_request
 from claude2api.models import ModelCatalog, ModelInfo
-from claude2api.stops import StopCutter
-from claude2api.tokens import TokenCounter
+from claude2api.reply import ReplyCutter
 
 
 def _dumps(obj: object) -> str:
@@ -359,59 +355,6 @@ FINISH_REASONS = {
 _JSON_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
 
 
-class _Reply:
-    """Answer-text state shared by the stream and the collector.
-
-    Applies the client's stop strings and the ``max_tokens`` soft cap to answer text (never to
-    thinking), maps the Stop reason, and counts tokens. ``finish_reason`` is set once the reply is
-    over, after which every event is ignored.
-    """
-
-    __slots__ = ("_cutter", "_max_tokens", "answer", "finish_reason", "thinking")
-
-    def __init__(self, stops: list[str], max_tokens: int | None) -> None:
-        self._cutter = StopCutter(stops)
-        self._max_tokens = max_tokens
-        self.answer = TokenCounter()
-        self.thinking = TokenCounter()
-        self.finish_reason: str | None = None
-
-    def feed(self, event: Event) -> tuple[str, str]:
-        """The (thinking, answer) text to emit for ``event``; at most one of them is non-empty."""
-        if self.finish_reason is not None:
-            return "", ""
-        if isinstance(event, TextDelta):
-            text, matched = self._cutter.feed(event.text)
-            text = self._cap(text)
-            if matched is not None and self.finish_reason is None:
-                self.finish_reason = "stop"
-            return "", text
-        if isinstance(event, ThinkingDelta):
-            self.thinking.add(event.text)
-            return event.text, ""
-        if isinstance(event, Stop):
-            return "", self.end(FINISH_REASONS.get(event.reason, "stop"))
-        return "", ""  # Limit: quota bookkeeping, nothing for the client
-
-    def end(self, reason: str = "stop") -> str:
-        """Finish the reply (if not already finished); returns the held-back answer text."""
-        text = self._cap(self._cutter.flush())
-        if self.finish_reason is None:
-            self.finish_reason = reason
-        return text
-
-    def _cap(self, text: str) -> str:
-        if not text:
-            return text
-        if self._max_tokens is None:
-            self.answer.add(text)
-            return text
-        kept = self.answer.add_within(text, self._max_tokens)
-        if len(kept) < len(text):
-            self.finish_reason = "length"
-        return kept
-
-
 class _Renderer:
     """Common state of :class:`OpenAIStream` and :class:`OpenAICollector`.
 
@@ -440,7 +383,7 @@ class _Renderer:
         self.id = completion_id or f"chatcmpl-{uuid.uuid4().hex}"
         self.created = int(time.time()) if created is None else created
         self._prompt_tokens = max(prompt_tokens, 1)
-        self._reply = _Reply(stops, max_tokens)
+        self._reply = ReplyCutter(stops, max_tokens)
         self._reasoning_keys = _REASONING_KEYS.get(mode, ())
         self._tags = mode == "think_tags"
         self._in_think = False
@@ -452,11 +395,12 @@ class _Renderer:
     @property
     def done(self) -> bool:
         """True once the reply is over (Stop, a stop string or the length cap): stop reading upstream."""
-        return self._reply.finish_reason is not None
+        return self._reply.stop_reason is not None
 
     @property
     def finish_reason(self) -> str | None:
-        return self._reply.finish_reason
+        reason = self._reply.stop_reason
+        return None if reason is None else FINISH_REASONS.get(reason, "stop")
 
     def _shape(self, thinking: str, text: str) -> tuple[str, str]:
         if not self._tags:
