@@ -161,7 +161,7 @@ async def _fetch_or_400(fetch: Any, session: Any, url: str) -> tuple[str, bytes]
     try:
         return await fetch(session, url)
     except ImageFetchError as exc:
-        message = f"could not fetch image_url {_display_url(url)}: {exc}"
+        message = f"could not fetch the image at {_display_url(url)}: {exc}"
         raise APIError(400, message, param="messages") from None
 
 

@@ -235,7 +235,7 @@ async def test_fetch_images_failure_is_a_400_without_query_or_credentials(image_
     error = info.value
     assert (error.status, error.param) == (400, "messages")
     assert error.message == (
-        f"could not fetch image_url {image_server.make_url('/page')}: not an image (Content-Type text/html)"
+        f"could not fetch the image at {image_server.make_url('/page')}: not an image (Content-Type text/html)"
     )
     assert "secret" not in error.message and "t0k" not in error.message
 

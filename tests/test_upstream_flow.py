@@ -335,3 +335,30 @@ async def test_mirror_mode_uses_the_callers_session_key(fake: FakeClaude, make_d
             await client.chat.completions.create(**ask())
     assert [c.session_key for c in fake.calls_to("/completion")] == [own.session_key] * 2
     assert len(fake.calls_to("/api/organizations")) == 1
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        {"crlf": True},
+        {"split": "bytes", "split_size": 3},
+        {"split": "random", "seed": 7, "crlf": True},
+        {"noise": True},
+        {"padding": False},
+        {"legacy": True},
+    ],
+)
+async def test_real_world_framing_reaches_the_client_intact(fake: FakeClaude, daemon: Daemon, framing) -> None:
+    text = "코드를 분석해서 문제가 있는 부분들에 대해서 짚어줘 — 42°C…"
+    fake.reply(text, thinking=None if framing.get("legacy") else "사용자가 생각")
+    for knob, value in framing.items():
+        setattr(fake.framing, knob, value)
+    async with sdk(daemon) as client:
+        plain = await client.chat.completions.create(**ask(model=MODEL + "-think"))
+        stream = await client.chat.completions.create(**ask(model=MODEL + "-think"), stream=True)
+        streamed = "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+    thought = "" if framing.get("legacy") else "<think>\n사용자가 생각\n</think>\n\n"
+    assert plain.choices[0].message.content == thought + text
+    assert streamed == thought + text
+    await daemon.idle()
+    assert fake.conversations == {}
