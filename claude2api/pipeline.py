@@ -15,7 +15,7 @@ from typing import Any
 from .chat import ChatContext, ChatHandler, ChatMiddleware, Event, Limit
 from .errors import APIError, Failure, UpstreamError
 from .logs import get_logger
-from .sessions import NoSessionAvailable, rate_limited_error
+from .sessions import NoSessionAvailable, blocked_error, rate_limited_error
 from .upstream.client import completion_body
 
 log = get_logger(__name__)
@@ -115,7 +115,7 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     last = by_kind[kind][-1]
     mirror = ctx.mirror_session is not None
     if kind is Failure.BLOCKED:
-        return APIError(503, last.message, type="service_unavailable_error", code="upstream_blocked")
+        return blocked_error(last.message)
     if kind is Failure.TRANSIENT:
         if "overloaded" in last.message:
             return APIError(529, last.message, type="overloaded_error", code="overloaded")

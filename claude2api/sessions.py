@@ -296,8 +296,7 @@ class SessionPool:
         if cooling:
             return rate_limited_error(min(cooling), now)
         if any(s.state is State.BLOCKED for s in self.sessions):
-            blocked = next(s for s in self.sessions if s.state is State.BLOCKED)
-            return APIError(503, blocked.reason, type="service_unavailable_error", code="upstream_blocked")
+            return blocked_error(next(s.reason for s in self.sessions if s.state is State.BLOCKED))
         if model and all(model in s.denied_models for s in self.sessions if s.state is State.HEALTHY) and any(
             s.state is State.HEALTHY for s in self.sessions
         ):
@@ -315,6 +314,7 @@ class SessionPool:
             f"no usable claude.ai session ({len(self.sessions)} configured; " + "; ".join(reasons) + ")",
             type="service_unavailable_error",
             code="no_usable_session",
+            headers={"x-should-retry": "false"},  # dead keys stay dead: an SDK retry cannot help
         )
 
     def snapshot(self) -> list[dict[str, Any]]:
@@ -337,6 +337,13 @@ def rate_limited_error(reset_at: float, now: float) -> APIError:
         type="rate_limit_error",
         code="rate_limit_exceeded",
         headers=headers,
+    )
+
+
+def blocked_error(message: str) -> APIError:
+    """503 for a Cloudflare block: an IP problem that lasts, so SDKs should not retry at once."""
+    return APIError(
+        503, message, type="service_unavailable_error", code="upstream_blocked", headers={"x-should-retry": "false"}
     )
 
 
