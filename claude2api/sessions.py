@@ -29,7 +29,7 @@ from . import statefile
 from .chat import Limit
 from .errors import APIError, Failure, UpstreamError
 from .logs import fingerprint, get_logger
-from .upstream.client import Account, ClaudeWebClient, choose_organization
+from .upstream.client import Account, ClaudeWebClient, account_flag_error, choose_organization
 
 log = get_logger(__name__)
 
@@ -231,6 +231,9 @@ class SessionPool:
                     session.org_id = str(org["uuid"])
                     session.plan = plan_of(org)
                     self.save()
+                    flagged = account_flag_error(org, self.clock())
+                    if flagged is not None:
+                        raise flagged
         return Account(session.key, session.org_id)
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -244,10 +247,10 @@ class SessionPool:
             self._park(session, State.DISABLED, error.message, None)
         elif failure is Failure.RATE_LIMITED:
             until = error.reset_at if error.reset_at and error.reset_at > now else now + self.cooldown_default
-            self._park(session, State.COOLING, "usage limit reached", until)
+            self._park(session, State.COOLING, error.message, until)
         elif failure is Failure.REQUEST_RATE:
             until = error.reset_at if error.reset_at and error.reset_at > now else now + self.request_rate_cooldown
-            self._park(session, State.COOLING, "request rate limited", until)
+            self._park(session, State.COOLING, error.message, until)
         elif failure is Failure.BLOCKED:
             self._park(session, State.BLOCKED, error.message, now + self.blocked_cooldown)
         elif failure is Failure.MODEL_NOT_ALLOWED and model:

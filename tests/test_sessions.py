@@ -271,3 +271,21 @@ async def admin_sessions(base: str, key: str) -> list[dict]:
     async with aiohttp.ClientSession() as http:
         async with http.get(base + "/admin/sessions", headers={"x-api-key": key}) as resp:
             return (await resp.json())["data"]
+
+
+async def test_active_flags_ban_and_restrict_accounts(fake: FakeClaude, make_daemon) -> None:
+    clock = Clock()
+    until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now + 7200))
+    past = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(clock.now - 60))
+    banned = fake.add_account(orgs=[{"active_flags": [{"type": "banned", "expires_at": None}]}])
+    restricted = fake.add_account(orgs=[{"active_flags": [{"type": "restricted", "expires_at": until}]}])
+    warned = fake.add_account(orgs=[{"active_flags": [{"type": "consumer_first_warning", "expires_at": until},
+                                                      {"type": "restricted", "expires_at": past}]}])
+    daemon = await make_daemon(clock=clock)
+    status, _, raw = await raw_post(daemon, "/v1/chat/completions", ask())
+    assert status == 200, raw
+    assert [c.session_key for c in fake.calls_to("/completion")] == [warned.session_key]
+    by_state = {s["state"]: s for s in states(daemon)}
+    assert "banned" in by_state["disabled"]["reason"]
+    assert "restricted" in by_state["cooling"]["reason"] and by_state["cooling"]["until"] == until
+    assert banned.session_key and restricted.session_key

@@ -362,3 +362,27 @@ async def test_real_world_framing_reaches_the_client_intact(fake: FakeClaude, da
     assert streamed == thought + text
     await daemon.idle()
     assert fake.conversations == {}
+
+
+async def test_client_walking_away_from_a_non_stream_request_stops_upstream(fake: FakeClaude, daemon: Daemon) -> None:
+    fake.reply(deltas=[f"tok{i} " for i in range(100)], delay=0.05)
+
+    async def call() -> None:
+        await raw_post(daemon, "/v1/chat/completions", ask())
+
+    task = asyncio.create_task(call())
+    for _ in range(100):
+        if fake.calls_to("/completion"):
+            break
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(100):
+        if fake.stopped and not fake.conversations:
+            break
+        await asyncio.sleep(0.05)
+    await daemon.idle()
+    assert len(fake.stopped) == 1
+    assert fake.conversations == {}

@@ -435,6 +435,9 @@ class OpenAIStream(_Renderer):
     :attr:`done` is true.
     """
 
+    #: A str as a JSON string, as ``_dumps`` writes string values (``ensure_ascii=False``).
+    _json_string = staticmethod(json.encoder.encode_basestring)
+
     def _setup(self) -> None:
         head = {
             "id": self.id,
@@ -493,12 +496,17 @@ class OpenAIStream(_Renderer):
         return self._chunk('{"role":"assistant","content":""}')
 
     def _pieces(self, reasoning: str, content: str) -> str:
-        """Reasoning and content go in separate chunks: some front-ends drop one if both share a delta."""
+        """Reasoning and content go in separate chunks: some front-ends drop one if both share a delta.
+
+        The delta objects are assembled around the JSON string encoder, which is exactly what
+        ``_dumps`` does for a string value, at a twentieth of the cost of a ``json.dumps`` call.
+        """
         out = ""
         if reasoning:
-            out = self._chunk(_dumps(dict.fromkeys(self._reasoning_keys, reasoning)))
+            value = self._json_string(reasoning)
+            out = self._chunk("{" + ",".join(f'"{key}":{value}' for key in self._reasoning_keys) + "}")
         if content:
-            out += self._chunk(_dumps({"content": content}))
+            out += self._chunk('{"content":' + self._json_string(content) + "}")
         return out
 
     def _chunk(self, delta_json: str) -> str:

@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -85,6 +86,32 @@ def choose_organization(orgs: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not pool:
         return None
     return max(pool, key=lambda o: len(o.get("capabilities") or []))
+
+
+def account_flag_error(org: dict[str, Any], now: float) -> UpstreamError | None:
+    """The org's live ``active_flags`` as a failure: banned is permanent, restricted lasts until its
+    ``expires_at`` (reference 4.1 and 7). Warnings and expired flags change nothing."""
+    for flag in org.get("active_flags") or []:
+        if not isinstance(flag, dict):
+            continue
+        kind = str(flag.get("type") or "")
+        expires = _rfc3339(flag.get("expires_at"))
+        if expires is not None and expires <= now:
+            continue
+        if "banned" in kind:
+            return UpstreamError(Failure.DISABLED, f"claude.ai flagged the account ({kind})")
+        if "restricted" in kind:
+            return UpstreamError(Failure.RATE_LIMITED, f"claude.ai restricted the account ({kind})", reset_at=expires)
+    return None
+
+
+def _rfc3339(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def completion_body(
@@ -266,6 +293,7 @@ class ClaudeWebClient:
             resp = await self.http.post(url, json=body, headers=headers, allow_redirects=False)
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc) from None
+        del url, headers  # this frame lives as long as the stream: keep only what it needs
         try:
             if resp.status != 200:
                 error_body = await resp.content.read(_MAX_ERROR_BODY)
@@ -302,9 +330,12 @@ class StreamTranslator:
         self.done = False
         self.saw_content = False
 
+    #: ``raw_decode`` of a shared decoder: the C scanner without ``json.loads``'s per-call checks.
+    _raw_decode = json.JSONDecoder().raw_decode
+
     def handle(self, event: str | None, data: bytes) -> list[Event]:
         try:
-            frame = json.loads(data)
+            frame = self._parse(data)
         except ValueError:
             return []
         if not isinstance(frame, dict):
@@ -331,6 +362,17 @@ class StreamTranslator:
         if "completion" in frame:  # legacy shape (reference 5.9)
             return self._legacy(frame)
         return []
+
+    def _parse(self, data: bytes) -> Any:
+        """``json.loads(data)``, a third faster on the usual frame (UTF-8, nothing around the value)."""
+        try:
+            text = data.decode()
+            frame, end = self._raw_decode(text)
+            if end == len(text):
+                return frame
+        except ValueError:
+            pass
+        return json.loads(data)  # whitespace around the value, another encoding, or an error to raise
 
     def _delta(self, frame: dict[str, Any]) -> list[Event]:
         delta = frame.get("delta") or {}
