@@ -114,7 +114,6 @@ async def stream(
     pinger = KeepAlive(response, renderer, keepalive_interval)
     try:
         out = b"".join(renderer.feed(event) for event in head)
-        head.clear()  # consumed: nothing of it is needed for the rest of a possibly long stream
         if out:
             await response.write(out)
         if not renderer.done:

@@ -293,7 +293,6 @@ class ClaudeWebClient:
             resp = await self.http.post(url, json=body, headers=headers, allow_redirects=False)
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc) from None
-        del url, headers  # this frame lives as long as the stream: keep only what it needs
         try:
             if resp.status != 200:
                 error_body = await resp.content.read(_MAX_ERROR_BODY)

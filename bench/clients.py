@@ -1,0 +1,245 @@
+"""The two load clients: direct to the fake claude.ai, and through the daemon.
+
+Both are raw aiohttp (an SDK's own overhead would dominate what we measure), read the body with
+``iter_any()`` and timestamp every read with ``time.perf_counter_ns()``; each SSE event gets the
+time of the read it arrived in. Both do the same work per event (split frames, ``json.loads``
+the data line), so their difference is what the daemon adds.
+
+The direct client performs the daemon's own upstream calls: POST the completion with the body the
+daemon would build (``completion_body``, 2026 protocol, conversation created on the fly) and the
+daemon's headers, parse the stream, then DELETE the conversation in the background as the
+daemon's janitor does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import aiohttp
+
+from claude2api.chat import Message, TextPart, UpstreamTurn
+from claude2api.models import ModelCatalog
+from claude2api.prompt import build_prompt
+from claude2api.upstream.client import ClaudeWebClient, completion_body
+
+from .fake_server import delta_texts
+
+_now = time.perf_counter_ns
+_CATALOG = ModelCatalog()
+MODEL = _CATALOG.default
+UPSTREAM_MODEL = _CATALOG.resolve(MODEL).upstream
+
+
+def directive(deltas: int, pace_ms: float = 0.0, **extra: object) -> str:
+    """The user message that scripts the fake (see ``fake_server``)."""
+    items = [f"deltas={deltas}", f"pace_ms={pace_ms:g}"] + [f"{k}={v}" for k, v in extra.items()]
+    return "bench:" + ";".join(items)
+
+
+@dataclass(slots=True)
+class StreamResult:
+    """One stream as the client saw it; times are ``perf_counter_ns`` values."""
+
+    t_start: int
+    t_headers: int = 0
+    t_first: int = 0  # first content event (a text delta)
+    t_end: int = 0  # end of reply: message_stop (direct) or [DONE] (proxied)
+    t_error: int = 0
+    error: str | None = None
+    times: list[int] = field(default_factory=list)  # arrival of each content event
+    reads: int = 0  # body reads that carried at least one content event
+    text: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.t_end > 0
+
+    @property
+    def events(self) -> int:
+        return len(self.times)
+
+    def ttft_ms(self) -> float:
+        return (self.t_first - self.t_start) / 1e6
+
+    def total_ms(self) -> float:
+        return (self.t_end - self.t_start) / 1e6
+
+    def gaps_ms(self) -> list[float]:
+        t = self.times
+        return [(t[i] - t[i - 1]) / 1e6 for i in range(1, len(t))]
+
+    def text_matches(self, deltas: int) -> bool:
+        return "".join(self.text) == "".join(delta_texts(deltas))
+
+
+def new_session(sock_read: float | None = 120.0) -> aiohttp.ClientSession:
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=sock_read),
+    )
+
+
+class _Reader:
+    """Splits SSE bytes into frames (both servers send LF-terminated, one ``data:`` line each)."""
+
+    __slots__ = ("tail",)
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> list[bytes]:
+        frames = (self.tail + chunk).split(b"\n\n") if self.tail else chunk.split(b"\n\n")
+        self.tail = frames.pop()
+        return [frame[frame.index(b"data: ") + 6 :] for frame in frames if b"data: " in frame]
+
+
+class DirectClient:
+    """Client -> fake claude.ai, doing what the daemon does upstream."""
+
+    def __init__(self, http: aiohttp.ClientSession, fake_info: dict) -> None:
+        self.http = http
+        self.base = fake_info["base_url"]
+        self.key = fake_info["session_key"]
+        self.org = fake_info["org_id"]
+        self._headers = ClaudeWebClient(http, self.base)._headers  # the daemon's exact headers
+        self._cleanup: set[asyncio.Task] = set()
+
+    def _url(self, conv: str, tail: str = "") -> str:
+        return f"{self.base}/api/organizations/{self.org}/chat_conversations/{conv}{tail}"
+
+    async def stream(
+        self,
+        content: str,
+        *,
+        disconnect_after: int | None = None,
+        stop_on_disconnect: bool = True,
+        on_first: Callable[[], None] | None = None,
+    ) -> StreamResult:
+        """One completion. ``disconnect_after=n``: drop the connection after n content events,
+        then send ``stop_response`` (the best a direct client can do to stop the generation).
+        ``on_first`` is called when the first content event arrives."""
+        conv = str(uuid.uuid4())
+        prompt, _ = build_prompt([Message("user", [TextPart(content)])])
+        body = completion_body(
+            UpstreamTurn(prompt=prompt), protocol="2026", model=UPSTREAM_MODEL, files=[], thinking_effort=None
+        )
+        headers = self._headers(self.key, f"/chat/{conv}", accept="text/event-stream")
+        result = StreamResult(t_start=_now())
+        dropped = False
+        try:
+            async with self.http.post(self._url(conv, "/completion"), json=body, headers=headers) as resp:
+                result.t_headers = _now()
+                if resp.status != 200:
+                    result.error = f"HTTP {resp.status}"
+                    result.t_error = _now()
+                    return result
+                reader = _Reader()
+                async for chunk in resp.content.iter_any():
+                    t = _now()
+                    before = len(result.times)
+                    for data in reader.feed(chunk):
+                        frame = json.loads(data)
+                        kind = frame.get("type")
+                        if kind == "content_block_delta":
+                            delta = frame["delta"]
+                            if delta.get("type") == "text_delta":
+                                result.times.append(t)
+                                result.text.append(delta["text"])
+                        elif kind == "message_stop":
+                            result.t_end = t
+                        elif kind == "error":
+                            result.error, result.t_error = "error frame", t
+                    if len(result.times) > before:
+                        if not before:
+                            result.t_first = result.times[0]
+                            if on_first is not None:
+                                on_first()
+                        result.reads += 1
+                    if disconnect_after is not None and len(result.times) >= disconnect_after:
+                        resp.close()
+                        result.t_error = _now()
+                        dropped = True
+                        break
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result.error, result.t_error = type(exc).__name__, _now()
+        if dropped and stop_on_disconnect:
+            await self._call("POST", conv, "/stop_response")
+        self._background(self._call("DELETE", conv, "", {"uuid": conv}))
+        return result
+
+    async def _call(self, method: str, conv: str, tail: str, body: object = None) -> None:
+        headers = self._headers(self.key, f"/chat/{conv}")
+        try:
+            async with self.http.request(method, self._url(conv, tail), json=body, headers=headers) as resp:
+                await resp.read()
+        except (TimeoutError, aiohttp.ClientError):
+            pass
+
+    def _background(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._cleanup.add(task)
+        task.add_done_callback(self._cleanup.discard)
+
+    async def idle(self) -> None:
+        while self._cleanup:
+            await asyncio.gather(*list(self._cleanup))
+
+
+class ProxiedClient:
+    """Client -> daemon ``/v1/chat/completions`` with ``stream: true``."""
+
+    def __init__(self, http: aiohttp.ClientSession, daemon_url: str, api_key: str) -> None:
+        self.http = http
+        self.url = daemon_url + "/v1/chat/completions"
+        self.headers = {"Authorization": f"Bearer {api_key}"}
+
+    async def stream(
+        self, content: str, *, disconnect_after: int | None = None, on_first: Callable[[], None] | None = None
+    ) -> StreamResult:
+        body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": content}]}
+        result = StreamResult(t_start=_now())
+        try:
+            async with self.http.post(self.url, json=body, headers=self.headers) as resp:
+                result.t_headers = _now()
+                if resp.status != 200:
+                    result.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
+                    result.t_error = _now()
+                    return result
+                reader = _Reader()
+                async for chunk in resp.content.iter_any():
+                    t = _now()
+                    before = len(result.times)
+                    for data in reader.feed(chunk):
+                        if data == b"[DONE]":
+                            result.t_end = t
+                            continue
+                        frame = json.loads(data)
+                        choices = frame.get("choices")
+                        if choices:
+                            text = choices[0]["delta"].get("content")
+                            if text:
+                                result.times.append(t)
+                                result.text.append(text)
+                        elif "error" in frame:
+                            result.error, result.t_error = frame["error"].get("message", "error"), t
+                    if len(result.times) > before:
+                        if not before:
+                            result.t_first = result.times[0]
+                            if on_first is not None:
+                                on_first()
+                        result.reads += 1
+                    if disconnect_after is not None and len(result.times) >= disconnect_after:
+                        resp.close()
+                        result.t_error = _now()
+                        break
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result.error, result.t_error = type(exc).__name__, _now()
+        return result
+
+    async def idle(self) -> None:
+        """Nothing to wait for: the daemon cleans up on its own."""
