@@ -175,6 +175,8 @@ class ChatContext:
         self.request = dataclasses.replace(self.request, **changes)
 
 
+#: A middleware is usually an async generator re-yielding (or rewriting) ``call_next(ctx)``'s events;
+#: one that only prepares the request may be a plain function returning ``call_next(ctx)``.
 ChatHandler = Callable[[ChatContext], AsyncIterator[Event]]
 ChatMiddleware = Callable[[ChatContext, ChatHandler], AsyncIterator[Event]]
 #: A plugin's factory: gets the settings, returns a middleware (or ``None`` to stay out).

@@ -2,7 +2,8 @@
 
 claude.ai takes one user turn per completion, so the whole OpenAI/Anthropic conversation is
 flattened into a transcript (``System: ``/``Human: ``/``Assistant: `` paragraphs), as the original
-claude2api did. Chain order: :func:`role_prefix_factory`, then :func:`history_to_file_factory`
+claude2api did. These middlewares only prepare the turn, so they hand back ``call_next(ctx)``
+itself instead of re-yielding each event: no extra generator frame per open stream. Chain order: :func:`role_prefix_factory`, then :func:`history_to_file_factory`
 (it reads the built prompt), then :func:`fetch_images_factory` before the session-retry middleware.
 """
 
@@ -95,15 +96,14 @@ def role_prefix_factory(settings: Any) -> ChatMiddleware:
     no_role_prefix = settings.no_role_prefix
     disable_artifacts = settings.prompt_disable_artifacts
 
-    async def role_prefix(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
+    def role_prefix(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
         ctx.turn.prompt, ctx.turn.images = build_prompt(
             ctx.request.messages,
             no_role_prefix=no_role_prefix,
             disable_artifacts=disable_artifacts,
             instructions=ctx.request.instructions,
         )
-        async for event in call_next(ctx):
-            yield event
+        return call_next(ctx)
 
     return role_prefix
 
@@ -119,12 +119,11 @@ def history_to_file_factory(settings: Any) -> ChatMiddleware:
     limit = settings.max_chat_history_length
     replacement = (ARTIFACTS_PREAMBLE if settings.prompt_disable_artifacts else "") + HISTORY_FILE_INSTRUCTION
 
-    async def history_to_file(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
+    def history_to_file(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
         if len(ctx.turn.prompt.encode()) > limit:
             ctx.turn.attachments.append(Attachment(HISTORY_FILE_NAME, ctx.turn.prompt, "text/plain"))
             ctx.turn.prompt = replacement
-        async for event in call_next(ctx):
-            yield event
+        return call_next(ctx)
 
     return history_to_file
 
@@ -144,7 +143,12 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
         allow_private=settings.image_fetch_allow_private,
     )
 
-    async def fetch_images(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
+    def fetch_images(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
+        if not any(image.url and image.data is None for image in ctx.turn.images):
+            return call_next(ctx)  # nothing to download: stay out of the event path
+        return fetch_then_continue(ctx, call_next)
+
+    async def fetch_then_continue(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
         fetched: dict[str, tuple[str, bytes]] = {}
         for image in ctx.turn.images:
             if image.url and image.data is None:
