@@ -11,7 +11,7 @@ import signal
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -58,17 +58,36 @@ def main(argv: list[str] | None = None) -> int:
     environ = _environment()
     try:
         if args.command == "demo":
-            return asyncio.run(run_demo(args.config, environ))
+            return run(run_demo(args.config, environ), environ.get("EVENT_LOOP", "auto"))
         settings = load_settings(args.config, environ)
         _setup_logging(settings)
         if args.command == "sessions":
-            return asyncio.run(print_sessions(settings, as_json=args.json))
-        return asyncio.run(serve(settings, reload=lambda: load_settings(args.config, _environment())))
+            return run(print_sessions(settings, as_json=args.json), settings.event_loop)
+        return run(
+            serve(settings, reload=lambda: load_settings(args.config, _environment())), settings.event_loop
+        )
     except ConfigError as exc:
         print(f"claude2api: configuration error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def run(main: Coroutine[Any, Any, int], event_loop: str) -> int:
+    """Run ``main`` on uvloop when it is installed (``auto``) or asked for, else on asyncio.
+
+    The benchmark (bench/) shows uvloop spending about a third less CPU per relayed event.
+    """
+    if event_loop != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if event_loop == "uvloop":
+                main.close()
+                raise ConfigError("EVENT_LOOP is uvloop but uvloop is not installed") from None
+        else:
+            return uvloop.run(main)
+    return asyncio.run(main)
 
 
 def _environment() -> dict[str, str]:

@@ -326,6 +326,8 @@ class Settings:
     retry_count: int = _setting(5, _integer(1))
     #: Module paths of chat-middleware plugins to load, in order.
     plugins: tuple[str, ...] = _setting((), _string_list)
+    #: Event loop: "auto" (uvloop when installed), "uvloop" or "asyncio".
+    event_loop: str = _setting("auto", _choice("auto", "uvloop", "asyncio"))
 
     @property
     def host(self) -> str:
