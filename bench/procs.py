@@ -106,7 +106,7 @@ def start_daemon(
     """Start the daemon as production does (``python -m claude2api``), configured by env vars.
 
     ``SESSIONS=key:org`` skips the organization lookup; ``LOG_LEVEL=info`` keeps the per-request
-    access line, so logging cost is counted. With ``uvloop`` a launcher installs its policy first.
+    access line, so logging cost is counted. ``uvloop`` picks the daemon's ``EVENT_LOOP``.
     """
     port = free_port()
     daemon_env = {
@@ -122,14 +122,11 @@ def start_daemon(
             "ADDRESS": f"127.0.0.1:{port}",
             "LOG_LEVEL": "info",
             "PYTHONUNBUFFERED": "1",
+            "EVENT_LOOP": "uvloop" if uvloop else "asyncio",
         }
     )
     daemon_env.update(env or {})
-    command = (
-        [sys.executable, str(BENCH / "uvloop_launcher.py")]
-        if uvloop
-        else [sys.executable, "-m", "claude2api"]
-    )
+    command = [sys.executable, "-m", "claude2api"]
     log_path = results / f"{name}.log"
     popen = subprocess.Popen(
         command,

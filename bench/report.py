@@ -67,8 +67,7 @@ def conditions(*, pin: dict, sizes: dict, uvloop: bool, quick: bool, nofile: tup
         "pinning": pin,
         "nofile_limit": list(nofile),
         "cpu_time_source": procs.cpu_source(),
-        "daemon": "python -m claude2api"
-        + (" via bench/uvloop_launcher.py" if uvloop else "")
+        "daemon": "python -m claude2api, EVENT_LOOP=" + ("uvloop" if uvloop else "asyncio")
         + ", LOG_LEVEL=info (access line per request, JSON to a file), CHAT_DELETE=true",
         "mode": "quick" if quick else "full",
         "sizes": sizes,

@@ -1,6 +1,6 @@
 """claude2api benchmark: what the daemon adds between a client and claude.ai.
 
-    .venv/bin/python bench/run.py [--quick] [--scenarios 1,2,3,4] [--json PATH] [--uvloop]
+    .venv/bin/python bench/run.py [--quick] [--scenarios 1,2,3,4] [--json PATH] [--loop uvloop|asyncio]
 
 Starts the fake claude.ai (``bench/fake_server.py``) and the daemon (``python -m claude2api``) as
 separate processes, the daemon pinned alone to the first CPU and the fake plus this client to
@@ -38,7 +38,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (CI smoke)")
     parser.add_argument("--scenarios", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
     parser.add_argument("--json", default=str(procs.BENCH / "results" / "latest.json"), help="result file")
-    parser.add_argument("--uvloop", action="store_true", help="run the daemon on uvloop (must be installed)")
+    parser.add_argument(
+        "--loop",
+        choices=("uvloop", "asyncio"),
+        default="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        help="the daemon's event loop (EVENT_LOOP); default: uvloop when installed, as the daemon does",
+    )
     parser.add_argument(
         "--floor",
         action="store_true",
@@ -56,7 +61,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="S",
         help="before each scenario wait up to S seconds for other processes to leave the CPUs idle",
     )
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.uvloop = args.loop == "uvloop"
+    return args
 
 
 def _sizes(args: argparse.Namespace, nofile: int) -> tuple[dict, list[str]]:
@@ -177,7 +184,7 @@ def _clean(obj):
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.uvloop and importlib.util.find_spec("uvloop") is None:
-        raise SystemExit("--uvloop: uvloop is not installed (.venv/bin/pip install uvloop)")
+        raise SystemExit("--loop uvloop: uvloop is not installed")
     results_dir = Path(args.json).resolve().parent
     results_dir.mkdir(parents=True, exist_ok=True)
     result = asyncio.run(run(args, results_dir))
