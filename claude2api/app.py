@@ -173,13 +173,14 @@ def make_runner(app: web.Application) -> web.AppRunner:
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
-    """OpenAI under ``/v1`` and ``/hf/v1``; Anthropic under ``/v1`` and ``/v1/v1`` (a base URL pasted
+    """OpenAI under ``/v1`` and ``/hf/v1`` (and the root and ``/v1/v1`` as aliases); Anthropic under ``/v1`` and ``/v1/v1`` (a base URL pasted
     with ``/v1``, which Anthropic SDKs add themselves); both under the mirror prefix when enabled.
     The model list answers on every prefix: both SDKs read it."""
     app.router.add_get("/health", health)
     app.router.add_get("/admin/sessions", admin_sessions)
     mirror = [settings.mirror_api_prefix + "/v1"] if settings.enable_mirror_api else []
-    openai_prefixes = ["/v1", "/hf/v1", *mirror]
+    # "" and /v1/v1: base URLs pasted without /v1, or with it where the client adds its own.
+    openai_prefixes = ["/v1", "/hf/v1", "", "/v1/v1", *mirror]
     anthropic_prefixes = ["/v1", "/v1/v1", *mirror]
     for prefix in openai_prefixes:
         app.router.add_post(prefix + "/chat/completions", api_openai.chat_completions)

@@ -270,3 +270,11 @@ async def test_max_tokens_is_a_soft_cap(fake: FakeClaude, daemon: Daemon) -> Non
     await daemon.idle()
     assert len(fake.calls_to("/stop_response")) == 2  # the cut-off generations were stopped upstream
     assert fake.conversations == {}
+
+
+@pytest.mark.parametrize("prefix", ["", "/v1/v1", "/hf/v1"])
+async def test_base_url_aliases(fake: FakeClaude, daemon: Daemon, prefix: str) -> None:
+    async with sdk(daemon, prefix=prefix) as client:
+        result = await client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x"}])
+        assert MODEL in [m.id async for m in client.models.list()]
+    assert result.choices[0].message.content
