@@ -25,7 +25,7 @@ from aiohttp_socks import ProxyConnector
 
 from . import api_anthropic, api_openai
 from .auth import check_api_key, mirror_credentials
-from .chat import ChatMiddleware
+from .chat import ChatMiddleware, ChatMiddlewareFactory
 from .cleanup import Janitor
 from .config import Settings
 from .errors import APIError
@@ -41,14 +41,14 @@ log = get_logger(__name__)
 
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
-    factories: list[Callable[[Any], ChatMiddleware | None]] = [load_plugin(ref) for ref in settings.plugins]
+    factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
     factories += [role_prefix_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
     middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares
 
 
-def load_plugin(ref: str) -> Callable[[Any], ChatMiddleware | None]:
+def load_plugin(ref: str) -> ChatMiddlewareFactory:
     """A plugin's ``chat_middleware`` factory, from a module path or a ``.py`` file path."""
     if ref.endswith(".py"):
         spec = importlib.util.spec_from_file_location(f"claude2api_plugin_{Path(ref).stem}", ref)

@@ -136,6 +136,7 @@ async def serve(
     log.info(
         "listening",
         address=settings.address,
+        config_file=str(settings.config_file) if settings.config_file else None,
         sessions=len(settings.sessions),
         upstream=settings.claude_base_url,
         mirror=settings.mirror_api_prefix if settings.enable_mirror_api else None,

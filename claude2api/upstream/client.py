@@ -319,7 +319,7 @@ class ClaudeWebClient:
 class StreamTranslator:
     """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped."""
 
-    __slots__ = ("blocks", "clock", "done", "saw_content", "stop_reason", "stop_sequence")
+    __slots__ = ("blocks", "clock", "done", "stop_reason", "stop_sequence")
 
     def __init__(self, clock: Callable[[], float]) -> None:
         self.clock = clock
@@ -327,7 +327,6 @@ class StreamTranslator:
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
         self.done = False
-        self.saw_content = False
 
     #: ``raw_decode`` of a shared decoder: the C scanner without ``json.loads``'s per-call checks.
     _raw_decode = json.JSONDecoder().raw_decode
