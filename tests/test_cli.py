@@ -72,7 +72,8 @@ async def daemon_process(
                 raise AssertionError(b"".join(output).decode())
         yield base, output, proc
     finally:
-        proc.terminate()
+        if proc.returncode is None:
+            proc.terminate()
         assert await asyncio.wait_for(proc.wait(), 20) == 0
         await reader
 
@@ -143,3 +144,29 @@ async def test_console_script_is_installed() -> None:
     proc = await asyncio.create_subprocess_exec(str(script), "--version", stdout=asyncio.subprocess.PIPE)
     out, _ = await proc.communicate()
     assert proc.returncode == 0 and out.decode().startswith("claude2api ")
+
+
+async def test_sigterm_lets_open_streams_finish_and_cleans_up(tmp_path: Path) -> None:
+    async with FakeClaude() as fake:
+        fake.add_account()
+        fake.reply(deltas=[f"w{i} " for i in range(15)], delay=0.1)
+        env = clean_env(
+            SESSIONS=fake.accounts[0].session_key,
+            APIKEY=API_KEY,
+            ADDRESS=f"127.0.0.1:{free_port()}",
+            CLAUDE_BASE_URL=fake.base_url,
+        )
+        async with daemon_process(env, tmp_path) as (base, _, proc):
+            async with aiohttp.ClientSession() as http:
+                async with http.post(
+                    base + "/v1/chat/completions",
+                    headers={"Authorization": f"Bearer {API_KEY}"},
+                    json={"model": "claude-sonnet-4-6", "stream": True,
+                          "messages": [{"role": "user", "content": "Hi"}]},
+                ) as resp:
+                    await resp.content.readuntil(b"w1 ")
+                    proc.terminate()
+                    body = await resp.read()
+            assert b"w14 " in body and body.rstrip().endswith(b"data: [DONE]")
+            assert await asyncio.wait_for(proc.wait(), 20) == 0
+        assert fake.conversations == {}  # deleted before the process exited
