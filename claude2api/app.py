@@ -96,18 +96,26 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         upstream = upstream_session(settings)
         images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
         client = ClaudeWebClient(upstream, settings.claude_base_url, clock=clock)
-        janitor = Janitor(client)
+        pool = SessionPool(
+            [(s.key, s.org_id) for s in settings.sessions],
+            clock=clock,
+            cooldown_default=settings.cooldown_default_seconds,
+            request_rate_cooldown=settings.request_rate_cooldown_seconds,
+            max_concurrency=settings.session_max_concurrency,
+            state_path=Path(settings.state_file) if settings.state_file else None,
+        )
+        janitor = Janitor(
+            client,
+            pool,
+            retry_hours=settings.cleanup_retry_hours,
+            retry_delay=settings.cleanup_retry_delay_seconds,
+            queue_max=settings.cleanup_queue_max,
+        )
+        janitor.start()
         app[SERVICES] = Services(
             settings=settings,
             catalog=ModelCatalog(settings.models),
-            pool=SessionPool(
-                [(s.key, s.org_id) for s in settings.sessions],
-                clock=clock,
-                cooldown_default=settings.cooldown_default_seconds,
-                request_rate_cooldown=settings.request_rate_cooldown_seconds,
-                max_concurrency=settings.session_max_concurrency,
-                state_path=Path(settings.state_file) if settings.state_file else None,
-            ),
+            pool=pool,
             claude=client,
             http=images,
             janitor=janitor,
@@ -117,7 +125,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         try:
             yield
         finally:
-            await janitor.idle()
+            await janitor.close()
+            await pool.close()
             await upstream.close()
             await images.close()
 
@@ -139,6 +148,9 @@ RESTART_ONLY = (
     "enable_mirror_api",
     "mirror_api_prefix",
     "state_file",
+    "cleanup_retry_hours",
+    "cleanup_retry_delay_seconds",
+    "cleanup_queue_max",
     "log_level",
     "log_format",
 )

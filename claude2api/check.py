@@ -1,5 +1,7 @@
 """``claude2api sessions``: check every configured key against claude.ai, in parallel, and say
-which account is healthy, dead, rate-limited until when, or blocked by Cloudflare (an IP problem)."""
+which account is healthy, dead, rate-limited until when, blocked by Cloudflare (an IP problem), or
+could not be checked because claude.ai did not answer (``unreachable``). Accounts are judged by the
+pool's own rules (:func:`~claude2api.sessions.resolve_organization`: banned or restricted flags)."""
 
 from __future__ import annotations
 
@@ -12,8 +14,12 @@ from . import statefile
 from .config import Settings
 from .errors import Failure, UpstreamError
 from .logs import fingerprint
-from .sessions import State, iso_time, plan_of
-from .upstream.client import Account, ClaudeWebClient, as_float, choose_organization
+from .sessions import Session, State, iso_time, plan_of, resolve_organization
+from .upstream.client import Account, ClaudeWebClient, as_float
+from .upstream.resets import reset_time
+
+#: Neither healthy nor a known failure: claude.ai (or the way to it) did not give an answer.
+UNREACHABLE = "unreachable"
 
 _FAILURE_STATES = {
     Failure.DEAD: State.DEAD,
@@ -39,42 +45,47 @@ class SessionReport:
 
 
 async def check_sessions(settings: Settings, client: ClaudeWebClient, now: float) -> list[SessionReport]:
-    saved = statefile.load(Path(settings.state_file)) if settings.state_file else {}
+    saved = statefile.load(Path(settings.state_file)) if settings.state_file else statefile.SavedState()
+    parked = []
+    for spec in settings.sessions:
+        session = Session(key=spec.key)
+        record = saved.sessions.get(statefile.state_id(spec.key))
+        parked.append(session if record and session.restore(record, now, settings.cooldown_default_seconds) else None)
     return list(
         await asyncio.gather(
             *(
-                check_one(client, spec.key, spec.org_id, saved.get(statefile.state_id(spec.key)), now)
-                for spec in settings.sessions
+                check_one(client, spec.key, spec.org_id, saved_session, now)
+                for spec, saved_session in zip(settings.sessions, parked, strict=True)
             )
         )
     )
 
 
 async def check_one(
-    client: ClaudeWebClient, key: str, org_id: str | None, saved: dict[str, Any] | None, now: float
+    client: ClaudeWebClient, key: str, org_id: str | None, saved: Session | None, now: float
 ) -> SessionReport:
+    """One account's report; ``saved`` is its state-file view, which tells a still-running cool-down."""
     report = SessionReport(fingerprint(key), org_id=org_id)
     try:
-        orgs = await client.organizations(key)
-        org = next((o for o in orgs if o.get("uuid") == org_id), None) if org_id else choose_organization(orgs)
-        if org is None:
-            report.state, report.reason = State.DISABLED.value, "no organization that can chat"
-            return report
+        org, flagged = resolve_organization(await client.organizations(key), org_id, now)
         report.org_id, report.plan = str(org["uuid"]), plan_of(org)
+        if flagged is not None:
+            raise flagged
         usage = await client.usage(Account(key, report.org_id))
         five_hour = usage.get("five_hour") if isinstance(usage, dict) else None
         if isinstance(five_hour, dict):
             report.utilization = as_float(five_hour.get("utilization"))
-            report.resets_at = five_hour.get("resets_at")
+            resets_at = reset_time(five_hour.get("resets_at"), now)
+            report.resets_at = iso_time(resets_at) if resets_at is not None else None
     except UpstreamError as exc:
-        report.state = _FAILURE_STATES.get(exc.failure, State.HEALTHY).value
+        state = _FAILURE_STATES.get(exc.failure)
+        report.state = state.value if state is not None else UNREACHABLE
         report.reason = exc.message
         if exc.reset_at:
             report.resets_at = iso_time(exc.reset_at)
         return report
-    until = saved.get("until") if saved else None
-    if saved and saved.get("state") == State.COOLING.value and isinstance(until, (int, float)) and until > now:
-        report.state, report.reason, report.resets_at = State.COOLING.value, saved.get("reason", ""), iso_time(until)
+    if saved is not None and saved.state is State.COOLING and saved.until is not None:
+        report.state, report.reason, report.resets_at = State.COOLING.value, saved.reason, iso_time(saved.until)
     return report
 
 

@@ -1,59 +1,275 @@
 """Background clean-up of claude.ai conversations: stop the generation, delete the chat.
 
 Clean-up must survive the request that caused it: a client that walks away cancels its handler,
-yet the conversation must still be stopped and deleted. So clean-up runs as tracked background
-tasks, which shutdown waits for (nothing may be left in the user's account).
+yet the conversation must still be stopped and deleted. So the first attempt runs as a tracked
+background task, which shutdown waits for. One that fails because claude.ai is unreachable or
+refusing for now goes to a retry queue with exponential backoff, for ``CLEANUP_RETRY_HOURS``;
+the queue is bounded and saved in the state file (under the session's key hash, never the key), so
+a restart continues it. Mirror-mode callers' keys are never saved: their retries live in memory only.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
 
-from .errors import UpstreamError
+from . import statefile
+from .errors import Failure, UpstreamError
 from .logs import fingerprint, get_logger
-from .upstream.client import Account, ClaudeWebClient
+from .sessions import SessionPool
+from .upstream.client import Account, ClaudeWebClient, canonical_org_id
 
 log = get_logger(__name__)
 
-DELETE_ATTEMPTS = 3
+#: The longest pause between two attempts at one clean-up.
+MAX_BACKOFF_SECONDS = 600.0
+#: Clean-ups retried at the same time.
+RETRY_CONCURRENCY = 8
+#: Failures that pass: claude.ai down, blocking or limiting us. Others (a dead key, 4xx) will not.
+RETRYABLE = frozenset({Failure.TRANSIENT, Failure.BLOCKED, Failure.RATE_LIMITED, Failure.REQUEST_RATE})
+
+
+@dataclass(eq=False)
+class Cleanup:
+    """One conversation still to stop and/or delete."""
+
+    session_id: str  # statefile.state_id of the key
+    org_id: str
+    conversation: str
+    stop: bool
+    delete: bool
+    expires_at: float  # wall clock: give up after this
+    attempts: int = 0
+    due: float = 0.0  # loop time of the next attempt
+    #: A mirror caller's key, kept in memory only; ``None`` for a configured session (found by its hash).
+    mirror_key: str | None = None
+
+    def record(self, loop_now: float, wall_now: float) -> dict[str, Any]:
+        return {
+            "session": self.session_id,
+            "org_id": self.org_id,
+            "conversation": self.conversation,
+            "stop": self.stop,
+            "delete": self.delete,
+            "attempts": self.attempts,
+            "next_at": wall_now + min(max(0.0, self.due - loop_now), MAX_BACKOFF_SECONDS),
+            "expires_at": self.expires_at,
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], loop_now: float, wall_now: float, window: float) -> Cleanup | None:
+        """An entry read back from the state file, or ``None`` when it is not one we wrote."""
+        session_id, org_id, conversation = record.get("session"), record.get("org_id"), record.get("conversation")
+        stop, delete, attempts = record.get("stop"), record.get("delete"), record.get("attempts")
+        next_at, expires_at = record.get("next_at"), record.get("expires_at")
+        if not (
+            statefile.is_state_id(session_id)
+            and isinstance(org_id, str)
+            and canonical_org_id(org_id) is not None
+            and isinstance(conversation, str)
+            and canonical_org_id(conversation) is not None
+            and isinstance(stop, bool)
+            and isinstance(delete, bool)
+            and (stop or delete)
+            and isinstance(attempts, int)
+            and not isinstance(attempts, bool)
+            and 0 <= attempts <= 1000
+            and all(_finite(v) for v in (next_at, expires_at))
+        ):
+            return None
+        delay = min(max(0.0, float(next_at) - wall_now), MAX_BACKOFF_SECONDS)
+        return cls(
+            session_id=session_id,
+            org_id=org_id,
+            conversation=conversation,
+            stop=stop,
+            delete=delete,
+            expires_at=min(float(expires_at), wall_now + window),
+            attempts=attempts,
+            due=loop_now + delay,
+        )
 
 
 class Janitor:
-    def __init__(self, client: ClaudeWebClient, retry_delay: float = 1.0) -> None:
+    def __init__(
+        self,
+        client: ClaudeWebClient,
+        pool: SessionPool,
+        *,
+        retry_hours: float = 6.0,
+        retry_delay: float = 2.0,
+        queue_max: int = 10_000,
+    ) -> None:
         self.client = client
+        self.pool = pool
+        self.retry_window = retry_hours * 3600
         self.retry_delay = retry_delay
+        self.queue_max = queue_max
         self._tasks: set[asyncio.Task[None]] = set()
+        self._queue: dict[str, Cleanup] = {}
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        pool.pending_cleanup = self.pending_by_session
+        if pool.state is not None:
+            pool.state.sources["cleanup"] = self.records
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Take over the clean-ups the state file still lists, and start retrying."""
+        loop = asyncio.get_running_loop()
+        wall_now = self.pool.clock()
+        restored = 0
+        for record in self.pool.saved.cleanup:
+            entry = Cleanup.from_record(record, loop.time(), wall_now, self.retry_window)
+            if entry is None:
+                log.warning("state_file_entry_dropped", part="cleanup")
+            elif len(self._queue) < self.queue_max:
+                self._queue[entry.conversation] = entry
+                restored += 1
+        if restored:
+            log.info("cleanup_resumed", pending=restored)
+        self._worker = loop.create_task(self._retry_forever())
+
+    async def idle(self) -> None:
+        """Wait until every first attempt has finished (tests); retries stay queued."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def close(self) -> None:
+        """Shutdown: let first attempts finish, then stop retrying (the state file keeps the rest)."""
+        await self.idle()
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if self._queue:
+            log.warning("cleanup_pending_at_shutdown", pending=len(self._queue))
+            self._changed()
+
+    # -- the work -------------------------------------------------------------------------------
 
     def schedule(self, account: Account, conv_id: str, *, stop: bool, delete: bool) -> None:
         if not (stop or delete):
             return
-        task = asyncio.get_running_loop().create_task(self._clean(account, conv_id, stop, delete))
+        sid = statefile.state_id(account.key)
+        configured = self.pool.by_state_id(sid) is not None
+        entry = Cleanup(
+            session_id=sid,
+            org_id=account.org_id,
+            conversation=conv_id,
+            stop=stop,
+            delete=delete,
+            expires_at=self.pool.clock() + self.retry_window,
+            mirror_key=None if configured else account.key,
+        )
+        task = asyncio.get_running_loop().create_task(self._first_attempt(entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _clean(self, account: Account, conv_id: str, stop: bool, delete: bool) -> None:
-        session = fingerprint(account.key)
-        if stop:
-            try:
-                await self.client.stop_response(account, conv_id)
-                log.info("generation_stopped", session=session, conversation=conv_id)
-            except UpstreamError as exc:
-                log.warning("stop_response_failed", session=session, conversation=conv_id, error=exc.message)
-        if not delete:
-            return
-        for attempt in range(1, DELETE_ATTEMPTS + 1):
-            try:
-                await self.client.delete_conversation(account, conv_id)
-                log.debug("conversation_deleted", session=session, conversation=conv_id)
-                return
-            except UpstreamError as exc:
-                log.warning(
-                    "delete_failed", session=session, conversation=conv_id, attempt=attempt, error=exc.message
-                )
-                if attempt < DELETE_ATTEMPTS:
-                    await asyncio.sleep(self.retry_delay * attempt)
+    def pending_by_session(self) -> Counter[str]:
+        return Counter(entry.session_id for entry in self._queue.values())
 
-    async def idle(self) -> None:
-        """Wait until every scheduled clean-up has finished (shutdown, tests)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    def records(self) -> list[dict[str, Any]]:
+        """The queue as the state file keeps it: configured sessions only, by key hash."""
+        loop_now, wall_now = _loop_time(), self.pool.clock()
+        return [e.record(loop_now, wall_now) for e in self._queue.values() if e.mirror_key is None]
+
+    async def _first_attempt(self, entry: Cleanup) -> None:
+        if not await self._attempt(entry):
+            self._retry_later(entry)
+
+    async def _retry_forever(self) -> None:
+        loop = asyncio.get_running_loop()
+        limit = asyncio.Semaphore(RETRY_CONCURRENCY)
+        while True:
+            self._wake.clear()
+            now = loop.time()
+            due = [e for e in self._queue.values() if e.due <= now]
+            if due:
+                for entry in due:
+                    entry.due = math.inf  # in hand: not due again until this attempt is over
+                await asyncio.gather(*(self._retry(entry, limit) for entry in due))
+                continue
+            next_due = min((e.due for e in self._queue.values()), default=None)
+            timeout = None if next_due is None else next_due - now
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _retry(self, entry: Cleanup, limit: asyncio.Semaphore) -> None:
+        async with limit:
+            done = await self._attempt(entry)
+        del self._queue[entry.conversation]
+        if done:
+            log.info("cleanup_retry_succeeded", conversation=entry.conversation, attempts=entry.attempts + 1)
+            self._changed()
+        else:
+            self._retry_later(entry)
+
+    async def _attempt(self, entry: Cleanup) -> bool:
+        """Stop and/or delete once; ``True`` when nothing is left to retry."""
+        key = entry.mirror_key
+        if key is None:
+            session = self.pool.by_state_id(entry.session_id)
+            if session is None:  # no longer configured: wait (a reload may bring it back) until expiry
+                return False
+            key = session.key
+        account = Account(key, entry.org_id)
+        session_print = fingerprint(key)
+        if entry.stop:
+            try:
+                await self.client.stop_response(account, entry.conversation)
+                log.info("generation_stopped", session=session_print, conversation=entry.conversation)
+                entry.stop = False
+            except UpstreamError as exc:
+                log.warning("stop_response_failed", session=session_print, conversation=entry.conversation,
+                            error=exc.message)
+                if not entry.delete:  # deleting the conversation ends the generation too
+                    return exc.failure not in RETRYABLE
+        if not entry.delete:
+            return True
+        try:
+            await self.client.delete_conversation(account, entry.conversation)
+        except UpstreamError as exc:
+            log.warning("delete_failed", session=session_print, conversation=entry.conversation,
+                        attempt=entry.attempts + 1, error=exc.message)
+            return exc.failure not in RETRYABLE
+        log.debug("conversation_deleted", session=session_print, conversation=entry.conversation)
+        return True
+
+    def _retry_later(self, entry: Cleanup) -> None:
+        entry.attempts += 1
+        delay = min(self.retry_delay * 2 ** min(entry.attempts - 1, 30), MAX_BACKOFF_SECONDS)
+        if self.pool.clock() + delay > entry.expires_at:
+            log.error("cleanup_abandoned", conversation=entry.conversation, attempts=entry.attempts,
+                      reason="retry window over")
+        else:
+            if len(self._queue) >= self.queue_max:
+                oldest = next(iter(self._queue.values()))
+                del self._queue[oldest.conversation]
+                log.error("cleanup_abandoned", conversation=oldest.conversation, attempts=oldest.attempts,
+                          reason="retry queue full")
+            entry.due = asyncio.get_running_loop().time() + delay
+            self._queue[entry.conversation] = entry
+            self._wake.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.pool.state is not None:
+            self.pool.state.changed()
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _loop_time() -> float:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:
+        return time.monotonic()

@@ -321,6 +321,12 @@ class Settings:
     session_max_concurrency: int = _setting(0, _integer(0))
     session_wait_timeout: float = _setting(30.0, _number(positive=False))
     state_file: str | None = _setting(None, _optional_text)
+    #: How long a failed conversation stop/delete is retried (with backoff) before it is given up.
+    cleanup_retry_hours: float = _setting(6.0, _number(positive=True))
+    #: First pause before retrying a failed clean-up; doubles each time, up to 10 minutes.
+    cleanup_retry_delay_seconds: float = _setting(2.0, _number(positive=True))
+    #: Clean-ups kept for retry at most (the oldest is given up beyond).
+    cleanup_queue_max: int = _setting(10000, _integer(1))
     admin_key: str | None = _setting(None, _optional_text)
     #: Upstream attempts per request.
     retry_count: int = _setting(5, _integer(1))

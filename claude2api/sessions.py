@@ -10,7 +10,8 @@ the queue for a moment.
 Selection is least-busy first, then least recently used, which rotates evenly over equal sessions;
 sessions whose quota windows are nearly used up go last, before the 429 arrives. With a cap on
 concurrent requests per session, a request waits a bounded time for a free slot. States are saved
-to a state file, when one is configured, so a parked session stays parked across a restart.
+to a state file, when one is configured, so a parked session stays parked across a restart; what
+is read back from it is checked like any outside input (:meth:`Session.restore`).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import asyncio
 import enum
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -29,13 +30,24 @@ from . import statefile
 from .chat import Limit
 from .errors import APIError, Failure, UpstreamError
 from .logs import fingerprint, get_logger
-from .upstream.client import Account, ClaudeWebClient, account_flag_error, choose_organization
+from .upstream.client import (
+    Account,
+    ClaudeWebClient,
+    account_flag_error,
+    canonical_org_id,
+    choose_organization,
+)
+from .upstream.resets import clamp_reset, parse_instant, reset_time
 
 log = get_logger(__name__)
 
 #: Quota utilization (fraction of a window) above which a session is used only as a last resort.
 PRESSURE_THRESHOLD = 0.9
 TRANSIENT_BACKOFF_SECONDS = 10.0
+#: Bounds on what a state file may hand back.
+_MAX_REASON = 500
+_MAX_DENIED_MODELS = 200
+_MAX_NAME = 200
 
 
 class State(enum.StrEnum):
@@ -84,18 +96,42 @@ class Session:
             "plan": self.plan,
         }
 
-    def restore(self, record: dict[str, Any]) -> None:
-        try:
-            self.state = State(record.get("state", "healthy"))
-        except ValueError:
-            return
-        self.reason = str(record.get("reason") or "")
-        self.until = record.get("until") if isinstance(record.get("until"), (int, float)) else None
-        self.denied_models = set(record.get("denied_models") or ())
-        self.org_id = self.org_id or record.get("org_id")
-        self.plan = record.get("plan")
+    def restore(self, record: dict[str, Any], now: float, cooldown: float) -> bool:
+        """Take a state-file record; ``False`` (nothing changed) when it is not one we wrote.
 
-    def describe(self) -> dict[str, Any]:
+        The file is outside input: only known states, strings of sane length, a UUID org id and a
+        reset time within the window pass (a time beyond it parks for ``cooldown``, one past ends
+        the parking); anything else drops the whole record.
+        """
+        try:
+            state = State(record.get("state", "healthy"))
+        except (ValueError, TypeError):
+            return False
+        reason, org_id, plan = record.get("reason") or "", record.get("org_id"), record.get("plan")
+        denied = record.get("denied_models") or []
+        if (
+            not isinstance(reason, str)
+            or not (org_id is None or canonical_org_id(org_id) is not None)
+            or not (plan is None or (isinstance(plan, str) and len(plan) <= _MAX_NAME))
+            or not isinstance(denied, list)
+            or len(denied) > _MAX_DENIED_MODELS
+            or not all(isinstance(m, str) and len(m) <= _MAX_NAME for m in denied)
+        ):
+            return False
+        until: float | None = None
+        if state in (State.COOLING, State.BLOCKED):
+            saved_until = parse_instant(record.get("until"))
+            if saved_until is not None and saved_until <= now:
+                state, reason = State.HEALTHY, ""
+            else:
+                until = reset_time(saved_until, now) or now + cooldown
+        self.state, self.reason, self.until = state, reason[:_MAX_REASON], until
+        self.denied_models = set(denied)
+        self.org_id = self.org_id or canonical_org_id(org_id)
+        self.plan = plan
+        return True
+
+    def describe(self, pending_cleanup: int = 0) -> dict[str, Any]:
         """Operator view; never contains the key itself."""
         return {
             "fingerprint": self.fingerprint,
@@ -107,6 +143,7 @@ class Session:
             "denied_models": sorted(self.denied_models),
             "in_flight": self.in_flight,
             "utilization": round(self.pressure, 3),
+            "pending_cleanup": pending_cleanup,
         }
 
 
@@ -135,26 +172,42 @@ class SessionPool:
         self.request_rate_cooldown = request_rate_cooldown
         self.blocked_cooldown = blocked_cooldown
         self.max_concurrency = max_concurrency
-        self.state_path = state_path
+        self.state = statefile.StateFile(state_path) if state_path is not None else None
         self.sessions: list[Session] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
-        self.update_sessions(keys)
+        #: Pending conversation clean-ups by session :func:`~claude2api.statefile.state_id` (set by the janitor).
+        self.pending_cleanup: Callable[[], Mapping[str, int]] = dict
+        self.saved = self.state.load() if self.state is not None else statefile.SavedState()
+        if self.state is not None:
+            self.state.sources["sessions"] = self.records
+        self.update_sessions(keys, self.saved)
 
-    def update_sessions(self, keys: Iterable[tuple[str, str | None]]) -> None:
-        """Set the configured keys (start-up, reload): known sessions keep their state."""
+    def update_sessions(
+        self, keys: Iterable[tuple[str, str | None]], saved: statefile.SavedState | None = None
+    ) -> None:
+        """Set the configured keys (start-up, reload): known sessions keep their state, new ones
+        take theirs from the state file (``saved``, else read now)."""
         known = {s.key: s for s in self.sessions}
-        saved = statefile.load(self.state_path) if self.state_path is not None else {}
+        if saved is None:
+            saved = self.state.load() if self.state is not None else statefile.SavedState()
+        now = self.clock()
         sessions = []
-        for key, org_id in keys:
+        for key, configured_org in keys:
+            org_id = canonical_org_id(configured_org)  # config checked it already; a path must never get less
             session = known.get(key)
             if session is None:
                 session = Session(key=key, org_id=org_id)
-                if (record := saved.get(statefile.state_id(key))) is not None:
-                    session.restore(record)
+                record = saved.sessions.get(statefile.state_id(key))
+                if record is not None and not session.restore(record, now, self.cooldown_default):
+                    log.warning("state_file_entry_dropped", session=session.fingerprint, part="sessions")
             elif org_id and session.org_id != org_id:
                 session.org_id = org_id
             sessions.append(session)
         self.sessions = sessions
+
+    def by_state_id(self, sid: str) -> Session | None:
+        """The configured session whose key hashes to ``sid`` (state file entries name sessions so)."""
+        return next((s for s in self.sessions if statefile.state_id(s.key) == sid), None)
 
     # -- selection --------------------------------------------------------------------------
 
@@ -224,14 +277,10 @@ class SessionPool:
         if session.org_id is None:
             async with session._org_lock:
                 if session.org_id is None:
-                    orgs = await client.organizations(session.key)
-                    org = choose_organization(orgs)
-                    if org is None:
-                        raise UpstreamError(Failure.DISABLED, "the account has no organization that can chat")
-                    session.org_id = str(org["uuid"])
+                    org, flagged = resolve_organization(await client.organizations(session.key), None, self.clock())
+                    session.org_id = canonical_org_id(org["uuid"])
                     session.plan = plan_of(org)
                     self.save()
-                    flagged = account_flag_error(org, self.clock())
                     if flagged is not None:
                         raise flagged
         return Account(session.key, session.org_id)
@@ -246,10 +295,10 @@ class SessionPool:
         elif failure is Failure.DISABLED:
             self._park(session, State.DISABLED, error.message, None)
         elif failure is Failure.RATE_LIMITED:
-            until = error.reset_at if error.reset_at and error.reset_at > now else now + self.cooldown_default
+            until = clamp_reset(error.reset_at, now) or now + self.cooldown_default
             self._park(session, State.COOLING, error.message, until)
         elif failure is Failure.REQUEST_RATE:
-            until = error.reset_at if error.reset_at and error.reset_at > now else now + self.request_rate_cooldown
+            until = clamp_reset(error.reset_at, now) or now + self.request_rate_cooldown
             self._park(session, State.COOLING, error.message, until)
         elif failure is Failure.BLOCKED:
             self._park(session, State.BLOCKED, error.message, now + self.blocked_cooldown)
@@ -265,7 +314,7 @@ class SessionPool:
         """Act on the stream's ``message_limit``: park at once when exceeded, else note pressure."""
         if limit.exceeded:
             now = self.clock()
-            until = limit.resets_at if limit.resets_at and limit.resets_at > now else now + self.cooldown_default
+            until = clamp_reset(limit.resets_at, now) or now + self.cooldown_default
             self._park(session, State.COOLING, "usage limit reached", until)
             return
         utilizations = [w.utilization for w in limit.windows if w.utilization is not None]
@@ -286,8 +335,17 @@ class SessionPool:
         )
 
     def save(self) -> None:
-        if self.state_path is not None:
-            statefile.save(self.state_path, {statefile.state_id(s.key): s.record() for s in self.sessions})
+        """Note a change for the state file (written soon, off the event loop)."""
+        if self.state is not None:
+            self.state.changed()
+
+    def records(self) -> dict[str, dict[str, Any]]:
+        return {statefile.state_id(s.key): s.record() for s in self.sessions}
+
+    async def close(self) -> None:
+        """Write what is still unwritten (shutdown)."""
+        if self.state is not None:
+            await self.state.flush()
 
     # -- reporting --------------------------------------------------------------------------
 
@@ -324,7 +382,8 @@ class SessionPool:
         now = self.clock()
         for s in self.sessions:
             s.refresh(now)
-        return [s.describe() for s in self.sessions]
+        pending = self.pending_cleanup()
+        return [s.describe(pending.get(statefile.state_id(s.key), 0)) for s in self.sessions]
 
 
 def rate_limited_error(reset_at: float, now: float) -> APIError:
@@ -348,6 +407,24 @@ def blocked_error(message: str) -> APIError:
     return APIError(
         503, message, type="service_unavailable_error", code="upstream_blocked", headers={"x-should-retry": "false"}
     )
+
+
+def resolve_organization(
+    orgs: list[dict[str, Any]], org_id: str | None, now: float
+) -> tuple[dict[str, Any], UpstreamError | None]:
+    """The account's chat organization by the pool's rules, and the failure its ``active_flags``
+    mean (banned, restricted) if any; the pool and ``claude2api sessions`` both judge accounts so.
+
+    ``org_id`` (configured) picks that org; else :func:`choose_organization`. Raises
+    :class:`UpstreamError` when there is none (orgs without a UUID id do not count).
+    """
+    if org_id is not None:
+        org = next((o for o in orgs if isinstance(o, dict) and canonical_org_id(o.get("uuid")) == org_id), None)
+    else:
+        org = choose_organization(orgs)
+    if org is None:
+        raise UpstreamError(Failure.DISABLED, "the account has no organization that can chat")
+    return org, account_flag_error(org, now)
 
 
 def plan_of(org: dict[str, Any]) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..errors import Failure, UpstreamError
+from .resets import reset_time, retry_after_time
 
 _CHALLENGE_MARKERS = (b"Just a moment...", b"/cdn-cgi/challenge-platform/")
 _RESET_KEYS = ("resetsAt", "resets_at", "reset_at", "resetAt")
@@ -69,38 +70,43 @@ def classify_stream_error(error: Any, now: float) -> UpstreamError:
 
 def _rate_limit(message: str, headers: Mapping[str, str], now: float, summary: str) -> UpstreamError:
     inner = _json_or_none(message)
-    reset = reset_from_limit(inner) if isinstance(inner, dict) else None
+    reset = reset_from_limit(inner, now) if isinstance(inner, dict) else None
+    unified_reset = headers.get("anthropic-ratelimit-unified-reset")
     if reset is None:
-        reset = _number(headers.get("anthropic-ratelimit-unified-reset"))
-    if reset is not None:
+        reset = reset_time(unified_reset, now)
+    # A usage limit even when its reset time was unusable: the pool then parks for the default cool-down.
+    if reset is not None or unified_reset or (isinstance(inner, dict) and inner.get("type") == "exceeded_limit"):
         return UpstreamError(Failure.RATE_LIMITED, "usage limit reached on this account", status=429, reset_at=reset)
-    retry_after = _number(headers.get("retry-after"))
-    if isinstance(inner, dict) and inner.get("type") == "exceeded_limit":
-        return UpstreamError(Failure.RATE_LIMITED, "usage limit reached on this account", status=429)
     return UpstreamError(
         Failure.REQUEST_RATE,
         f"claude.ai is rate limiting requests ({summary})",
         status=429,
-        reset_at=now + retry_after if retry_after is not None else None,
+        reset_at=retry_after_time(headers.get("retry-after"), now),
     )
 
 
-def reset_from_limit(limit: dict[str, Any]) -> float | None:
-    """The reset time of a ``message_limit``-shaped object, in epoch seconds."""
+def reset_from_limit(limit: dict[str, Any], now: float) -> float | None:
+    """The reset time of a ``message_limit``-shaped object (2026 additions 6.3): ``resetsAt`` (or
+    another spelling), else the exceeded windows' latest ``resets_at``, else ``resolved.limit``'s.
+    Only times :func:`~claude2api.upstream.resets.reset_time` accepts count."""
     for key in _RESET_KEYS:
-        value = _number(limit.get(key))
+        value = reset_time(limit.get(key), now)
         if value is not None:
             return value
     windows = limit.get("windows")
     if isinstance(windows, dict):
         resets = [
-            _number(w.get("resets_at"))
+            reset_time(w.get("resets_at"), now)
             for w in windows.values()
             if isinstance(w, dict) and w.get("status") in ("exceeded_limit", "over_limit")
         ]
-        resets = [r for r in resets if r is not None]
-        if resets:
-            return max(resets)
+        found = [r for r in resets if r is not None]
+        if found:
+            return max(found)
+    resolved = limit.get("resolved")
+    resolved_limit = resolved.get("limit") if isinstance(resolved, dict) else None
+    if isinstance(resolved_limit, dict):
+        return reset_time(resolved_limit.get("resets_at"), now)
     return None
 
 
@@ -118,19 +124,6 @@ def _json_or_none(raw: str | bytes) -> Any:
         return json.loads(raw)
     except (ValueError, TypeError):
         return None
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def _summary(status: int | None, etype: str, message: str) -> str:

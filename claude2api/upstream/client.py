@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -23,6 +23,7 @@ from ..chat import Event, Limit, LimitWindow, Stop, TextDelta, ThinkingDelta, Up
 from ..errors import Failure, UpstreamError
 from ..images import upload_filename
 from .classify import classify_response, classify_stream_error, reset_from_limit
+from .resets import parse_instant, reset_time
 from .sse import SSEParser
 
 ROOT_MESSAGE_UUID = "00000000-0000-4000-8000-000000000000"
@@ -80,12 +81,27 @@ def choose_organization(orgs: list[dict[str, Any]]) -> dict[str, Any] | None:
     an API-only console org or a Max account's extra orgs do not break the lookup as they did in
     the original (yushangxiao/claude2api#18).
     """
-    valid = [o for o in orgs if isinstance(o, dict) and o.get("uuid")]
+    valid = [o for o in orgs if isinstance(o, dict) and canonical_org_id(o.get("uuid")) is not None]
     chat = [o for o in valid if "chat" in (o.get("capabilities") or [])]
     pool = chat or [o for o in valid if o.get("rate_limit_tier") == "default_claude_ai"] or valid
     if not pool:
         return None
     return max(pool, key=lambda o: len(o.get("capabilities") or []))
+
+
+def canonical_org_id(value: Any) -> str | None:
+    """``value`` as a canonical UUID string, or ``None``.
+
+    The org id goes into every request path (with the cookie), so whatever claude.ai, the
+    configuration or the state file says, only a UUID may get there: never ``../`` or a query.
+    """
+    if not isinstance(value, str) or len(value) != 36:
+        return None
+    try:
+        parsed = str(uuid.UUID(value))
+    except ValueError:
+        return None
+    return parsed if parsed == value.lower() else None
 
 
 def account_flag_error(org: dict[str, Any], now: float) -> UpstreamError | None:
@@ -95,23 +111,18 @@ def account_flag_error(org: dict[str, Any], now: float) -> UpstreamError | None:
         if not isinstance(flag, dict):
             continue
         kind = str(flag.get("type") or "")
-        expires = _rfc3339(flag.get("expires_at"))
+        expires = parse_instant(flag.get("expires_at"))
         if expires is not None and expires <= now:
             continue
         if "banned" in kind:
             return UpstreamError(Failure.DISABLED, f"claude.ai flagged the account ({kind})")
         if "restricted" in kind:
-            return UpstreamError(Failure.RATE_LIMITED, f"claude.ai restricted the account ({kind})", reset_at=expires)
+            return UpstreamError(
+                Failure.RATE_LIMITED,
+                f"claude.ai restricted the account ({kind})",
+                reset_at=reset_time(flag.get("expires_at"), now),
+            )
     return None
-
-
-def _rfc3339(value: Any) -> float | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def completion_body(
@@ -351,7 +362,7 @@ class StreamTranslator:
             self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
             return []
         if kind == "message_limit":
-            return [parse_limit(frame.get("message_limit"))]
+            return [parse_limit(frame.get("message_limit"), self.clock())]
         if kind == "message_stop":
             self.done = True
             return [Stop(self.stop_reason or "end_turn", self.stop_sequence)]
@@ -403,21 +414,25 @@ class StreamTranslator:
         raise UpstreamError(Failure.TRANSIENT, "claude.ai closed the stream before the reply ended")
 
 
-def parse_limit(raw: Any) -> Limit:
+def parse_limit(raw: Any, now: float) -> Limit:
     raw = raw if isinstance(raw, dict) else {}
     windows = []
-    for name, window in (raw.get("windows") or {}).items():
+    raw_windows = raw.get("windows")
+    for name, window in (raw_windows.items() if isinstance(raw_windows, dict) else ()):
         if isinstance(window, dict):
             windows.append(
                 LimitWindow(
-                    name=name,
-                    status=window.get("status"),
+                    name=str(name),
+                    status=window.get("status") if isinstance(window.get("status"), str) else None,
                     utilization=as_float(window.get("utilization")),
-                    resets_at=as_float(window.get("resets_at")),
+                    resets_at=reset_time(window.get("resets_at"), now),
                 )
             )
-    return Limit(type=str(raw.get("type") or "within_limit"), resets_at=reset_from_limit(raw), windows=windows)
+    return Limit(type=str(raw.get("type") or "within_limit"), resets_at=reset_from_limit(raw, now), windows=windows)
 
 
 def as_float(value: Any) -> float | None:
-    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    """A finite JSON number as a float, else ``None``."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
