@@ -148,6 +148,9 @@ class Janitor:
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
+        now = asyncio.get_running_loop().time()
+        for entry in self._queue.values():
+            entry.due = min(entry.due, now)  # cut short mid-attempt: due again at once after a restart
         if self._queue:
             log.warning("cleanup_pending_at_shutdown", pending=len(self._queue))
             self._changed()
@@ -212,7 +215,15 @@ class Janitor:
             self._retry_later(entry)
 
     async def _attempt(self, entry: Cleanup) -> bool:
-        """Stop and/or delete once; ``True`` when nothing is left to retry."""
+        """Stop and/or delete once; ``True`` when nothing is left to retry. Never raises (but for
+        cancellation): a bug in one clean-up must not end the retry loop or strand the entry."""
+        try:
+            return await self._try_once(entry)
+        except Exception as exc:  # logged; the entry is retried
+            log.error("cleanup_failed", conversation=entry.conversation, error=type(exc).__name__)
+            return False
+
+    async def _try_once(self, entry: Cleanup) -> bool:
         key = entry.mirror_key
         if key is None:
             session = self.pool.by_state_id(entry.session_id)

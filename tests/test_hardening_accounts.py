@@ -341,3 +341,26 @@ async def test_sessions_cli_applies_the_pools_account_rules(tmp_path: Path) -> N
     reports = json.loads(out)
     assert [r["state"] for r in reports] == ["disabled", "cooling", "healthy"]
     assert reports[1]["resets_at"] == until
+
+
+async def test_state_file_writes_are_debounced_and_off_the_event_loop(tmp_path: Path, monkeypatch) -> None:
+    import threading
+
+    writes: list[str] = []
+    real_write = statefile.write
+
+    def counting_write(path: Path, payload: dict[str, Any]) -> None:
+        writes.append(threading.current_thread().name)
+        real_write(path, payload)
+
+    monkeypatch.setattr(statefile, "write", counting_write)
+    state = statefile.StateFile(tmp_path / "state.json", debounce=0.2)
+    counter = {"n": 0}
+    state.sources["sessions"] = lambda: {"n": counter["n"]}
+    for n in range(1, 51):
+        counter["n"] = n
+        state.changed()
+    await asyncio.sleep(0.4)
+    await state.flush()
+    assert len(writes) == 1 and writes[0] != threading.main_thread().name
+    assert json.loads((tmp_path / "state.json").read_text())["sessions"] == {"n": 50}
