@@ -35,8 +35,69 @@ Generations (``protocol``): ``"2025"`` ignores ``create_conversation_params`` an
 ``thinking_mode`` (thinking is the conversation's ``paprika_mode``) and sends 2025-shaped frames
 (no ``trace_id``, no ``windows``); ``"2026"`` creates conversations from
 ``create_conversation_params`` and takes thinking only from the body's ``thinking_mode``;
-``"both"`` accepts either switch and sends 2026-shaped frames. Only ``"extended"`` turns thinking
-on, and only on paid plans.
+``"both"`` accepts either switch and sends 2026-shaped frames. ``"extended"`` and ``"auto"`` turn
+thinking on, and only on paid plans.
+
+2026 additions (``claude-web-2026-additions.md``; section numbers below are that file's)
+---------------------------------------------------------------------------------------
+Models (§4). :attr:`FakeClaude.models` is the catalog (:func:`default_models`: the §4.5 ids, each
+with its §4.6 thinking options as a :class:`FakeModel`); tests may edit it. ``GET
+/edge-api/bootstrap/{org}/app_start`` (and ``/api/bootstrap/{org}/app_start``) serves
+``claude_ai_available_models`` and the ``chat`` surface of ``model_selector_config`` (``disabled``
+when the plan is below ``minimum_tier``). :attr:`Account.models` (a list of ids, default all) narrows
+one account's catalog. A completion whose model is in the catalog but not usable by the account
+gets the §6.1 403 ``permission_error`` "This model isn't available right now…".
+``FakeClaude(strict_models=True)`` (attribute ``strict_models``, default False so today's daemon
+keeps working) also refuses ids outside the catalog with that 403 and checks ``thinking_mode`` /
+``effort`` against the model's selector: an unlisted value is a 400 ``invalid_request_error`` in
+the 2026 envelope (``details``, ``request_id``) — claude.ai's body for this is unpublished.
+
+Usage and limits (§5, §6.3), per account: :attr:`Account.limit_shape` ``"basic"`` (default: the
+captured 2026-03 frame with ``5h``/``7d`` windows and the old ``/usage`` body), ``"full"`` (the
+2026-08 ``message_limit`` with ``7d_oi``, ``overage``, ``resolved``; ``/usage`` with every window
+key, ``extra_usage`` and ``limits[]``), ``"free"`` (``/usage`` windows all null, ``limits: []``).
+:attr:`Account.resets_at_format` ``"s"`` (default) / ``"ms"`` / ``"iso"`` for ``windows.*.resets_at``.
+:attr:`Account.exhausted` ``None`` / ``"all"`` (every send: 429 whose message is the 2026
+``exceeded_limit`` object with the ``5h`` window exceeded) / a model id (sends with that model:
+429 with ``7d_oi`` exceeded, ``perModelLimit: true`` and a ``weekly_scoped`` ``resolved.limit``
+naming the model; other models stream, their ``message_limit`` showing ``7d_oi`` exceeded).
+``behaviour="exceeded_in_stream"`` with a non-basic shape sends that 2026 object in-stream.
+
+Session keys: :func:`make_session_key` ``("sid02")`` gives ``sk-ant-sid02-…`` keys.
+
+Client tools (§1). Completion ``tools`` entries are validated (client tools need a ``name`` and an
+object ``input_schema``; built-ins ``{"type", "name"}``): a malformed one is a 400
+``invalid_request_error`` (body unpublished, §6.2). Directives in what the model reads (attachments,
+uploaded files, prompt): ``[[tool:NAME {json args}]]`` calls the declared client tool NAME.
+Directives with only whitespace between them are one parallel turn; later runs are later turns. A
+directive counts as answered once its call id (``toolu_…``, 24 characters after the prefix) appears
+in what the model reads — so a replayed transcript must carry the ids. The turn streams a short text
+block, then each ``tool_use`` block with ``input_json_delta`` fragments (§1.2), then no
+``message_delta``: the response stays open with ``: ping - …`` comments every
+:attr:`FakeClaude.ping_interval` s (default 1) until every call has a ``POST …/tool_result`` (§1.3;
+the stream resumes with an echoed ``tool_result`` block, a text reply quoting the results and the
+usual end), ``stop_response`` (``user_canceled``), the client's disconnect, or
+:attr:`FakeClaude.tool_wait_timeout` s (default 300; ends with ``stop_reason: "tool_use"``).
+:attr:`FakeClaude.tool_calls` (id -> :class:`ToolCall`) records each call and its ``outcome``.
+The default echo reply appends ``[tool result NAME ID: …]`` for each known call id it read, quoting
+the text after the id's last mention.
+
+Web search (§2). A ``[[search:QUERY]]`` directive searches only when the conversation's
+``enabled_web_search`` is true (settings PUT, ``create_conversation_params``, or inherited from the
+account default, ``PATCH /api/account/settings`` / :attr:`Account.enabled_web_search`) *and*
+``tools`` has ``{"type": "web_search_v0", "name": "web_search"}``; it streams the §2.2 ``tool_use``,
+``tool_result`` (one delta holding the whole ``knowledge`` list) and a text block with
+``citation_start_delta`` / ``citation_end_delta``. :attr:`FakeClaude.searches` lists the queries.
+
+Uploads (§3). The wiggle endpoint works before the conversation exists, answers 400 for an id that
+is no uuid and 404 when :attr:`Account.wiggle_upload` is False (to exercise ``/api/{org}/upload``).
+Images, PDFs, text and office files are accepted; other types are a 400 naming the type; more than
+:attr:`FakeClaude.upload_max_bytes` (default 30 MiB) a 413 (status and bodies unpublished, §6.4).
+Upload records carry ``conversation`` (wiggle) or None (legacy), ``session_key`` and ``org_id``;
+deleting a conversation deletes its wiggle uploads, legacy ones stay (:meth:`FakeClaude.uploads_of`).
+Completion ``files`` must name the account's uploads (else 400 ``files.N: File not found``); the
+default echo appends ``[file NAME: TEXT]`` for each non-image file (PDF text from its ``Tj``
+strings) and each ``kind: "file"`` attachment.
 """
 
 from __future__ import annotations
@@ -73,8 +134,11 @@ __all__ = [
     "Call",
     "Conversation",
     "FakeClaude",
+    "FakeModel",
     "Framing",
     "Reply",
+    "ToolCall",
+    "default_models",
     "fixture_bytes",
     "main",
     "make_session_key",
