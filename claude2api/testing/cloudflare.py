@@ -15,7 +15,8 @@ request's peer port and decides, the way Cloudflare's bot management does:
 * a passing client without a valid ``__cf_bm`` gets one (``Set-Cookie``, Max-Age 1800). A client
   is identified by its ``sessionKey`` cookie (one account = one browser here). It may make
   ``cookie_grace`` (default 2) requests without sending a ``__cf_bm`` back; the next one is
-  challenged, like a bot that ignores cookies. A ``__cf_bm`` issued to another account is a
+  challenged, like a bot that ignores cookies, until it sends back a ``__cf_bm`` (every challenge
+  of this kind sets a fresh one). A ``__cf_bm`` issued to another account is a
   leaked cookie: recorded in :attr:`CloudflareFront.crossed` and challenged.
 
 The wrapped app must not be started yet (its middleware list must still be open); FakeClaude's
@@ -42,6 +43,7 @@ from aiohttp import web
 from .fake_claude import FakeClaude, fixture_bytes
 
 _MAX_HELLO = 64 * 1024
+_CF_BM = web.RequestKey("cf_bm", str)
 #: The extensions JA4_c leaves out (they are in JA4_a already): server_name, ALPN.
 _JA4_C_SKIP = {0x0000, 0x0010}
 _VERSIONS = {0x0304: "13", 0x0303: "12", 0x0302: "11", 0x0301: "10", 0x0300: "s3"}
@@ -261,17 +263,19 @@ class CloudflareFront:
             self.crossed.append((owner, client))
             return self._challenge(request, "foreign __cf_bm")
         if owner is None:
+            request[_CF_BM] = new = secrets.token_urlsafe(32)
+            self.issued[new] = client
             unreturned = self._unreturned[client] = self._unreturned.get(client, 0) + 1
             if unreturned > self.cookie_grace:
-                return self._challenge(request, "__cf_bm never returned")
-            request["cf_bm"] = new = secrets.token_urlsafe(32)
-            self.issued[new] = client
+                challenge = self._challenge(request, "__cf_bm never returned")
+                await self._set_cookie(request, challenge)  # the way out: send this one back
+                return challenge
         else:
             self._unreturned.pop(client, None)
         return await handler(request)
 
     async def _set_cookie(self, request: web.Request, response: web.StreamResponse) -> None:
-        if token := request.get("cf_bm"):
+        if token := request.get(_CF_BM):
             response.headers.add(
                 "set-cookie", f"__cf_bm={token}; path=/; max-age=1800; HttpOnly; Secure; SameSite=None"
             )
