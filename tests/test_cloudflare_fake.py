@@ -52,7 +52,7 @@ async def test_plain_aiohttp_is_challenged_like_cloudflare_does(
     assert front.challenged == [("/api/organizations", "fingerprint")]
     hello = front.hellos[-1]
     assert hello.alpn == () and not hello.grease  # Python's ssl: no ALPN from aiohttp, no GREASE
-    assert hello.ja4.startswith("t13d") and not hello.ja4[8:10] == "h2"
+    assert hello.ja4.startswith("t13d") and hello.ja4[8:10] != "h2"
     assert not fake.calls  # the app behind the front never saw the request
 
 

@@ -205,14 +205,21 @@ class CloudflareFront:
         self._backend_port = self._runner.addresses[0][1]
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
         port = self._server.sockets[0].getsockname()[1]
+        self._servers = [self._server]
+        try:  # "localhost" may resolve to ::1 first (socks5 and socks4 resolve on the client side)
+            self._servers.append(await asyncio.start_server(self._accept, "::1", port))
+        except OSError:
+            pass
         self.base_url = f"https://{self.host}:{port}"
 
     async def close(self) -> None:
-        self._server.close()
+        for server in self._servers:
+            server.close()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self._server.wait_closed()
+        for server in self._servers:
+            await server.wait_closed()
         await self._runner.cleanup()
 
     # -- the front: read the hello, then relay

@@ -36,6 +36,7 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from .browser import ALIASES, DEFAULT_PROFILE
 from .transport import (
+    DEFAULT_TIMEOUTS,
     AccountCookies,
     FilePart,
     Response,
@@ -100,7 +101,7 @@ class ImpersonateTransport(UpstreamTransport):
         *,
         profile: str = DEFAULT_PROFILE,
         proxy: str | None = None,
-        timeouts: Timeouts = Timeouts(),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         ca_file: str | None = None,
         max_clients: int = 64,
     ) -> None:

@@ -60,6 +60,9 @@ class Timeouts:
     read: float | None = 600.0
 
 
+DEFAULT_TIMEOUTS = Timeouts()
+
+
 @dataclass(frozen=True, slots=True)
 class FilePart:
     """One file of a multipart upload (claude.ai takes a single part named ``file``)."""
@@ -303,7 +306,7 @@ class AiohttpTransport(UpstreamTransport):
         self,
         *,
         proxy: str | None = None,
-        timeouts: Timeouts = Timeouts(),
+        timeouts: Timeouts = DEFAULT_TIMEOUTS,
         ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """``ssl_context`` replaces the system trust store (tests pass one trusting their CA)."""
