@@ -22,3 +22,8 @@ else:
         async with FakeClaude() as fake:
             fake.add_account()
             yield fake
+
+    try:  # TLS and Cloudflare-mode fixtures, when trustme (test extra) is installed
+        from claude2api.testing.cloudflare import ca_file, cloudflare_claude, tls_ca  # noqa: F401
+    except ImportError:
+        pass
