@@ -382,8 +382,10 @@ def _number(raw: object) -> float | None:
             raw = float(raw) if len(raw) <= 40 else None
         except ValueError:
             return None
-    if isinstance(raw, int | float) and math.isfinite(raw):
+    if isinstance(raw, int) and abs(raw) < 2**63:
         return float(raw)
+    if isinstance(raw, float) and math.isfinite(raw):
+        return raw
     return None
 
 
