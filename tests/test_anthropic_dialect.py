@@ -34,7 +34,7 @@ from claude2api.models import ModelCatalog
 from claude2api.prompt import build_prompt
 
 CATALOG = ModelCatalog()
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 PNG_B64 = base64.b64encode(PNG).decode()
 

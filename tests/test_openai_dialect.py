@@ -25,7 +25,7 @@ from claude2api.stops import StopCutter
 from claude2api.tokens import TokenCounter, estimate_request_tokens, estimate_tokens
 
 CATALOG = ModelCatalog()
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-sonnet-4-6"
 PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
 
 
