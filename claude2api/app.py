@@ -304,6 +304,11 @@ class GuardedHandler(RequestHandler):
         elif self._header_timer is None and self._waiter is not None and data:
             self._arm_header_timer()  # a kept-alive connection started its next request
 
+    def close_after_response(self) -> None:
+        """Close once the response is out, without the usual lingering read of an unread body:
+        a client that stalled its body gets no more time."""
+        self._lingering_time = 0.0
+
     def connection_lost(self, exc: BaseException | None) -> None:
         self._disarm_header_timer()
         if self._counted:
@@ -619,6 +624,8 @@ async def body_guard(request: web.Request, handler: Handler) -> web.StreamRespon
         async with asyncio.timeout(settings.body_read_timeout):
             await request.read()
     except TimeoutError:
+        if isinstance(request.protocol, GuardedHandler):
+            request.protocol.close_after_response()
         raise APIError(
             408,
             f"The request body did not arrive within {settings.body_read_timeout:g} s (BODY_READ_TIMEOUT).",
