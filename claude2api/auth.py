@@ -25,8 +25,12 @@ def presented_key(request: web.Request) -> str | None:
 
 
 def key_matches(presented: str, accepted: tuple[str, ...]) -> bool:
-    """Constant-time comparison against every accepted key (no early exit on a match)."""
-    candidate = presented.encode()
+    """Constant-time comparison against every accepted key (no early exit on a match).
+
+    aiohttp hands over header bytes that are not UTF-8 as surrogate escapes; they are compared as
+    the bytes they were (and so never match), instead of failing to encode.
+    """
+    candidate = presented.encode("utf-8", "surrogateescape")
     matched = False
     for key in accepted:
         matched |= hmac.compare_digest(candidate, key.encode())

@@ -18,7 +18,14 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .app import apply_settings, create_app, make_runner, upstream_session
+from .app import (
+    apply_settings,
+    connection_cap,
+    create_app,
+    make_runner,
+    raise_open_file_limit,
+    upstream_session,
+)
 from .check import check_sessions, render_table
 from .config import ConfigError, Settings, load_settings, read_dotenv
 from .logs import configure_logging, get_logger, register_secret
@@ -121,9 +128,17 @@ async def serve(
     """Run the daemon until SIGTERM/SIGINT, reloading the configuration on SIGHUP; returns the exit code."""
     try:
         app = create_app(settings)
-    except ImportError as exc:
-        print(f"claude2api: configuration error: PLUGINS: {exc}", file=sys.stderr)
+    except ConfigError as exc:
+        print(f"claude2api: configuration error: {exc}", file=sys.stderr)
         return 2
+    open_files = raise_open_file_limit()
+    max_connections = connection_cap(settings)
+    log.info(
+        "capacity",
+        open_file_limit=open_files,
+        max_connections=max_connections,
+        streams=min(max_connections, open_files // 2),  # each stream holds the client's socket and one upstream
+    )
     runner = make_runner(app)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port)
@@ -154,24 +169,35 @@ async def serve(
         await stop.wait()
     finally:
         sd_notify("STOPPING=1")
-        log.info("shutting_down")
-        await runner.cleanup()
+        log.info("shutting_down", drain_seconds=settings.shutdown_drain_seconds)
+        # Requests get the drain time to finish; then streams still open end with an error frame.
+        cut = loop.call_later(settings.shutdown_drain_seconds, app[SERVICES].cut_upstream_calls)
+        try:
+            await runner.cleanup()
+        finally:
+            cut.cancel()
     return 0
 
 
 def reload_config(app: web.Application, reload: Callable[[], Settings]) -> None:
-    """SIGHUP: re-read the configuration; a bad one is logged and the running one kept."""
+    """SIGHUP: re-read the configuration; a bad one is logged and the running one kept.
+
+    Whatever goes wrong, systemd hears READY=1 after RELOADING=1 (else ``systemctl reload`` hangs).
+    """
     sd_notify(f"RELOADING=1\nMONOTONIC_USEC={time.monotonic_ns() // 1000}")
     try:
         settings = reload()
         for secret in settings.secret_values():
             register_secret(secret)
         restart_required = apply_settings(app[SERVICES], settings)
-    except (ConfigError, ImportError) as exc:
+    except ConfigError as exc:
         log.error("config_reload_failed", error=str(exc))
+    except Exception as exc:
+        log.error("config_reload_failed", error=f"{type(exc).__name__}: {exc}".splitlines()[0][:500])
     else:
         log.info("config_reloaded", sessions=len(settings.sessions), restart_required=restart_required or None)
-    sd_notify("READY=1")
+    finally:
+        sd_notify("READY=1")
 
 
 async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:

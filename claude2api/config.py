@@ -64,6 +64,10 @@ _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
 _SESSION_KEY_CHARS = re.compile(r'[!-~]+')
 _SESSION_KEY_FORBIDDEN = re.compile(r'[;=,"\\]')
 _MIRROR_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
+#: First path segments of every route and alias outside mirror mode: a mirror prefix starting with
+#: one would shadow it (``/chat`` the root alias) or inherit its key check (``/admin``).
+#: tests/test_hardening_http.py checks this covers every route the app registers.
+RESERVED_PATH_SEGMENTS = frozenset({"v1", "hf", "admin", "health", "chat", "models", "messages", "openapi.json"})
 
 
 def _text(raw: Any, name: str) -> str:
@@ -218,7 +222,7 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _is_loopback(host: str) -> bool:
+def is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
     return _is_ip(host) and ipaddress.ip_address(host).is_loopback
@@ -263,6 +267,16 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return parts.scheme in ("http", "https") and bool(parts.hostname)
+
+
+def _origins(raw: Any, name: str) -> tuple[str, ...]:
+    """``*`` or ``scheme://host[:port]`` origins, compared as browsers send them (no path, no slash)."""
+    origins = tuple(origin.rstrip("/") for origin in _string_list(raw, name))
+    for origin in origins:
+        parts = urlsplit(origin) if origin != "*" else None
+        if parts is not None and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path):
+            raise ConfigError(f"{name} entries must be '*' or origins such as https://app.example, got {origin!r}")
+    return origins
 
 
 def _mirror_prefix(raw: Any, name: str) -> str:
@@ -334,6 +348,25 @@ class Settings:
     plugins: tuple[str, ...] = _setting((), _string_list)
     #: Event loop: "auto" (uvloop when installed), "uvloop" or "asyncio".
     event_loop: str = _setting("auto", _choice("auto", "uvloop", "asyncio"))
+    #: Browser origins allowed to call the daemon (CORS); empty: none, "*": any.
+    cors_origins: tuple[str, ...] = _setting((), _origins)
+    #: Seconds a client has to send its request line and headers; then the connection is closed.
+    header_read_timeout: float = _setting(10.0, _number(positive=True))
+    #: Seconds a client has to send a request body once its headers arrived.
+    body_read_timeout: float = _setting(30.0, _number(positive=True))
+    #: Open client connections at most (each stream also holds an upstream socket); 0 = from the
+    #: open-file limit. Beyond it a new connection gets a 503.
+    max_connections: int = _setting(0, _integer(0))
+    #: Seconds SIGTERM lets open requests finish before cutting them with an error frame.
+    shutdown_drain_seconds: float = _setting(60.0, _number(positive=False))
+    #: Seconds claude.ai has to start answering each attempt (headers and first bytes).
+    upstream_first_byte_timeout: float = _setting(60.0, _number(positive=True))
+    #: Seconds a request may take before its first content (failover included); then a 504.
+    request_deadline: float = _setting(180.0, _number(positive=True))
+    #: Seconds a mirror-mode session key claude.ai rejected is refused without asking again.
+    mirror_rejected_key_ttl: float = _setting(300.0, _number(positive=False))
+    #: Largest body of mirror mode's unauthenticated count_tokens route, in KB.
+    mirror_count_tokens_max_kb: int = _setting(256, _integer(1))
 
     @property
     def host(self) -> str:
@@ -470,7 +503,7 @@ def _check(settings: Settings) -> None:
         raise ConfigError("no SESSIONS configured and mirror mode is off: nothing to serve")
     # Without sessions (mirror only) there is nothing of ours to relay; the original served mirror
     # mode without APIKEY, so that keeps working.
-    if settings.sessions and not settings.api_keys and not _is_loopback(settings.host):
+    if settings.sessions and not settings.api_keys and not is_loopback(settings.host):
         raise ConfigError(
             f"APIKEY is empty and ADDRESS {settings.address} is not a loopback address: refusing to"
             " run an open relay; set APIKEY (clients send it as 'Authorization: Bearer <key>')"
@@ -488,9 +521,10 @@ def _check_mirror_prefix(prefix: str) -> None:
             f"MIRROR_API_PREFIX must be a path starting with '/' such as /mirror"
             f" (letters, digits, '.', '_', '~', '-' between slashes), got {prefix!r}"
         )
-    if prefix.split("/")[1] in ("v1", "hf"):
+    if prefix.split("/")[1].lower() in RESERVED_PATH_SEGMENTS:
         raise ConfigError(
-            f"MIRROR_API_PREFIX {prefix!r} would shadow the /v1 and /hf API routes; choose another"
+            f"MIRROR_API_PREFIX {prefix!r} would shadow (or be shadowed by) the daemon's own routes"
+            f" (/{', /'.join(sorted(RESERVED_PATH_SEGMENTS))}); choose another, such as /mirror"
         )
 
 

@@ -8,6 +8,7 @@ retry-over-sessions, and finally :func:`claude_web`, which talks to claude.ai.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ from .chat import ChatContext, ChatHandler, ChatMiddleware, Event, Limit
 from .errors import APIError, Failure, UpstreamError
 from .logs import get_logger
 from .sessions import NoSessionAvailable, blocked_error, rate_limited_error
-from .upstream.client import completion_body
+from .upstream.client import Account, completion_body
 
 log = get_logger(__name__)
 
@@ -53,54 +54,85 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
 
     Once a content event has been passed on, the response is committed to that account: a later
     failure goes to the client as an in-band error, never as a second stream spliced onto the first.
+    Everything before that (waiting for a session, every attempt) must fit in ``request_deadline``,
+    else the client gets a 504. A mirror-mode request makes one attempt with the caller's own key
+    and leaves the pool (and its state file) alone.
     """
     attempts_max = max(1, settings.retry_count)
 
     async def retry_over_sessions(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
-        pool = ctx.services.pool
+        services = ctx.services
+        pool = services.pool
         model = ctx.request.upstream_model
         failures: list[UpstreamError] = []
         tried: set[Any] = set()
-        attempts = 1 if ctx.mirror_session is not None else attempts_max
-        for _ in range(attempts):
-            if ctx.mirror_session is not None:
-                session = ctx.mirror_session
-            else:
-                try:
-                    session = await pool.acquire(model, tried, ctx.services.settings.session_wait_timeout)
-                except NoSessionAvailable as exc:
-                    if failures:
-                        break
-                    raise exc.error from None
-            tried.add(session)
-            ctx.session = session
-            committed = False
-            try:
-                async for event in call_next(ctx):
-                    if isinstance(event, Limit):
-                        pool.record_limit(session, event)
+        mirror = ctx.mirror_session is not None
+        deadline = asyncio.timeout(services.settings.request_deadline)
+        try:
+            async with deadline:
+                for _ in range(1 if mirror else attempts_max):
+                    if mirror:
+                        session = ctx.mirror_session
                     else:
-                        committed = True
-                    yield event
-                pool.record_success(session)
-                return
-            except UpstreamError as exc:
-                pool.record_failure(session, exc, model)
-                log.warning(
-                    "upstream_attempt_failed",
-                    session=session.fingerprint,
-                    failure=exc.failure.value,
-                    error=exc.message,
-                    committed=committed,
-                )
-                if committed:
-                    raise
-                failures.append(exc)
-            finally:
-                pool.release(session)
-        raise final_error(failures, ctx, model) from None
+                        try:
+                            session = await pool.acquire(model, tried, services.settings.session_wait_timeout)
+                        except NoSessionAvailable as exc:
+                            if failures:
+                                break
+                            raise exc.error from None
+                    tried.add(session)
+                    ctx.session = session
+                    committed = False
+                    try:
+                        async for event in call_next(ctx):
+                            if isinstance(event, Limit):
+                                if not mirror:
+                                    pool.record_limit(session, event)
+                            elif not committed:
+                                committed = True
+                                deadline.reschedule(None)
+                            yield event
+                        if not mirror:
+                            pool.record_success(session)
+                        return
+                    except UpstreamError as exc:
+                        log.warning(
+                            "upstream_attempt_failed",
+                            session=session.fingerprint,
+                            failure=exc.failure.value,
+                            error=exc.message,
+                            committed=committed,
+                        )
+                        if mirror:
+                            if exc.failure in (Failure.DEAD, Failure.DISABLED):
+                                services.remember_rejected_mirror_key(session.key)
+                        else:
+                            pool.record_failure(session, exc, model)
+                        if committed:
+                            raise
+                        if services.cutting:
+                            raise shutting_down_error() from None
+                        failures.append(exc)
+                    finally:
+                        if not mirror:
+                            pool.release(session)
+                raise final_error(failures, ctx, model) from None
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            raise APIError(
+                504,
+                f"claude.ai sent no reply within {services.settings.request_deadline:g} s (REQUEST_DEADLINE)",
+                code="request_timeout",
+            ) from None
 
     return retry_over_sessions
+
+
+def shutting_down_error() -> APIError:
+    return APIError(
+        503, "claude2api is shutting down; try again", type="service_unavailable_error", code="shutting_down"
+    )
 
 
 def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | None) -> APIError:
@@ -148,7 +180,11 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     settings = services.settings
     client = services.claude
     request = ctx.request
-    account = await services.pool.account(ctx.session, client)
+    session = ctx.session
+    if ctx.mirror_session is not None and session.org_id:
+        account = Account(session.key, session.org_id)  # verified by the auth middleware; no state file
+    else:
+        account = await services.pool.account(session, client)
     files = [
         await client.upload(account, image.data, image.media_type or "application/octet-stream")
         for image in ctx.turn.images
@@ -157,6 +193,9 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     effort = request.thinking.effort if request.thinking else None
     conv_id = str(uuid.uuid4())
     streaming = finished = False
+    task = asyncio.current_task()
+    assert task is not None
+    services.upstream_tasks.add(task)
     try:
         if settings.upstream_protocol == "2025":
             await client.create_conversation(account, conv_id, model=request.upstream_model)
@@ -173,7 +212,13 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
             streaming = True
             yield event
         finished = True
+    except asyncio.CancelledError:
+        if not (services.cutting and task.cancelling()):
+            raise
+        task.uncancel()  # the shutdown cut: an error the client hears about, not a silent cancel
+        raise UpstreamError(Failure.TRANSIENT, "claude2api is shutting down; the reply was cut short") from None
     finally:
+        services.upstream_tasks.discard(task)
         # A failed or abandoned conversation is always deleted; a finished one when CHAT_DELETE is on.
         services.janitor.schedule(
             account, conv_id, stop=streaming and not finished, delete=settings.chat_delete or not finished

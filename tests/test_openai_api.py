@@ -187,7 +187,8 @@ async def test_several_api_keys(make_daemon) -> None:
             assert [m async for m in client.models.list()]
 
 
-async def test_cors_preflight_and_headers(daemon: Daemon) -> None:
+async def test_cors_preflight_and_headers(make_daemon) -> None:
+    daemon = await make_daemon(env={"CORS_ORIGINS": "*"})  # CORS is opt-in
     async with aiohttp.ClientSession() as http:
         async with http.options(
             daemon.url + "/v1/chat/completions",

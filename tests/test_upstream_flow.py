@@ -334,7 +334,8 @@ async def test_mirror_mode_uses_the_callers_session_key(fake: FakeClaude, make_d
         async with sdk(daemon, prefix="/mirror/v1", api_key=own.session_key + ":" + own.org_id) as client:
             await client.chat.completions.create(**ask())
     assert [c.session_key for c in fake.calls_to("/completion")] == [own.session_key] * 2
-    assert len(fake.calls_to("/api/organizations")) == 1
+    # One check per credential (key, key:org): claude.ai must accept a mirror key before any work.
+    assert len(fake.calls_to("/api/organizations")) == 2
 
 
 @pytest.mark.parametrize(

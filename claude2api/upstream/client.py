@@ -171,10 +171,19 @@ def completion_body(
 
 
 class ClaudeWebClient:
-    def __init__(self, http: aiohttp.ClientSession, base_url: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        http: aiohttp.ClientSession,
+        base_url: str,
+        clock: Callable[[], float] = time.time,
+        first_byte_timeout: float | None = None,
+    ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
         self.clock = clock
+        #: Seconds a completion has to deliver its headers and first bytes (a silent upstream would
+        #: otherwise hold the request for the whole read timeout).
+        self.first_byte_timeout = first_byte_timeout
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -300,8 +309,12 @@ class ClaudeWebClient:
         """Send a turn and yield its neutral events until ``message_stop``."""
         url = f"{self.base_url}/api/organizations/{account.org_id}/chat_conversations/{conv_id}/completion"
         headers = self._headers(account.key, f"/chat/{conv_id}", accept="text/event-stream")
+        loop = asyncio.get_running_loop()
+        first_byte_by = loop.time() + self.first_byte_timeout if self.first_byte_timeout else None
         try:
-            resp = await self.http.post(url, json=body, headers=headers, allow_redirects=False)
+            resp = await asyncio.wait_for(
+                self.http.post(url, json=body, headers=headers, allow_redirects=False), self.first_byte_timeout
+            )
         except TRANSPORT_ERRORS as exc:
             raise transport_error(exc) from None
         try:
@@ -310,12 +323,15 @@ class ClaudeWebClient:
                 raise classify_response(resp.status, resp.headers, error_body, self.clock())
             parser = SSEParser()
             stream = StreamTranslator(self.clock)
-            async for chunk in resp.content.iter_any():
+            waiting = None if first_byte_by is None else max(0.0, first_byte_by - loop.time())
+            chunk = await asyncio.wait_for(resp.content.readany(), waiting)
+            while chunk:  # iter_any() by hand, so that the first read alone has the deadline
                 for event, data in parser.feed(chunk):
                     for item in stream.handle(event, data):
                         yield item
                     if stream.done:
                         return
+                chunk = await resp.content.readany()
             for event, data in parser.close():
                 for item in stream.handle(event, data):
                     yield item
