@@ -32,6 +32,7 @@ from claude2api.errors import APIError, bad_request
 from claude2api.images import decode_data_url
 from claude2api.models import ModelCatalog
 from claude2api.reply import ReplyCutter
+from claude2api.stops import MAX_STOP_LENGTH
 
 
 def _dumps(obj: object) -> str:
@@ -52,6 +53,10 @@ DEFAULT_THINK_EFFORT = "high"
 #: Stand-in ``signature`` of our thinking blocks. claude.ai signs nothing, but SDK types and clients
 #: that send thinking back expect a string; what comes back is dropped from the prompt anyway.
 THINKING_SIGNATURE = "claude2api-unsigned"
+
+#: ``stop_sequences`` takes at most this many strings. The Messages API documents no limit; this
+#: one is far above what clients send (a handful) and keeps a request's matching work small.
+MAX_STOP_SEQUENCES = 16
 
 
 @dataclass(slots=True)
@@ -141,6 +146,16 @@ def _parse_stop_sequences(raw: object) -> list[str]:
         return []
     if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
         raise bad_request("stop_sequences: Input should be an array of strings", param="stop_sequences")
+    if len(raw) > MAX_STOP_SEQUENCES:
+        raise bad_request(
+            f"stop_sequences: at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(raw)}",
+            param="stop_sequences",
+        )
+    if any(len(s) > MAX_STOP_LENGTH for s in raw):
+        raise bad_request(
+            f"stop_sequences: each stop sequence may be at most {MAX_STOP_LENGTH} characters long",
+            param="stop_sequences",
+        )
     return [s for s in raw if s]
 
 

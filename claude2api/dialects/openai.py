@@ -31,6 +31,7 @@ from claude2api.chat import (
 from claude2api.errors import APIError, bad_request
 from claude2api.models import ModelCatalog, ModelInfo
 from claude2api.reply import ReplyCutter
+from claude2api.stops import MAX_STOP_LENGTH
 
 
 def _dumps(obj: object) -> str:
@@ -54,10 +55,13 @@ _ROLES: dict[str, Role] = {
 THINKING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
 #: Effort for a ``-think`` model when the request gives no ``reasoning_effort``.
 DEFAULT_THINK_EFFORT = "high"
+#: ``stop`` takes at most this many strings, as in OpenAI's API.
 MAX_STOPS = 4
 
 #: Reasoning echoed back by front-ends inside assistant content (``<think>`` / ``<thinking>``).
-_THINK_BLOCK = re.compile(r"<(think|thinking)>.*?</\1>\s*", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<(think|thinking)>", re.IGNORECASE)
+_THINK_CLOSE = {name: re.compile(rf"</{name}>\s*", re.IGNORECASE) for name in ("think", "thinking")}
+_UNSEARCHED: re.Match[str] | None = re.match("", "")  # a sentinel: "not searched yet"
 _DATA_URL = re.compile(r"([^,]*),(.*)", re.DOTALL)  # after "data:"
 _URLSAFE_B64 = str.maketrans("-_", "+/")
 
@@ -149,6 +153,8 @@ def _parse_stop(raw: object) -> list[str]:
         raise bad_request("Invalid type for 'stop': expected a string or an array of strings.", param="stop")
     if len(stops) > MAX_STOPS:
         raise bad_request(f"'stop' accepts at most {MAX_STOPS} sequences.", param="stop")
+    if any(len(s) > MAX_STOP_LENGTH for s in stops):
+        raise bad_request(f"Each 'stop' sequence may be at most {MAX_STOP_LENGTH} characters long.", param="stop")
     return [s for s in stops if s]
 
 
@@ -241,11 +247,36 @@ def _parse_message(raw: object, i: int) -> Message:
     parts = _parse_content(raw.get("content"), i, null_ok=role == "assistant")
     if role == "assistant":
         # Reasoning echoed back (reasoning_content / reasoning fields are simply not read).
-        parts = [TextPart(_THINK_BLOCK.sub("", p.text)) if isinstance(p, TextPart) else p for p in parts]
+        parts = [TextPart(strip_think_blocks(p.text)) if isinstance(p, TextPart) else p for p in parts]
         calls = _describe_tool_calls(raw)
         if calls:
             parts.append(TextPart(calls))
     return Message(role, parts or [TextPart("")])
+
+
+def strip_think_blocks(text: str) -> str:
+    """``text`` without its ``<think>…</think>`` / ``<thinking>…</thinking>`` blocks (any case) and
+    the whitespace after each: ``re.sub(r"<(think|thinking)>.*?</\\1>\\s*", "", text, flags=DOTALL|I)``.
+
+    That regex is quadratic on unclosed tags (each one scans to the end of the text); this is linear:
+    the closing tag found for one opening tag is remembered, so the text after an opening tag is
+    searched at most once per tag name.
+    """
+    pieces: list[str] = []
+    kept_from = 0  # start of the text not yet copied to pieces
+    next_close: dict[str, re.Match[str] | None] = {}  # per tag name: first closing tag at or after a position
+    pos = 0
+    while (opening := _THINK_OPEN.search(text, pos)) is not None:
+        name = opening.group(1).lower()
+        close = next_close.get(name, _UNSEARCHED)
+        if close is _UNSEARCHED or (close is not None and close.start() < opening.end()):
+            close = next_close[name] = _THINK_CLOSE[name].search(text, opening.end())
+        if close is None:  # no closing tag anywhere after: this opening tag stays, look further
+            pos = opening.start() + 1
+            continue
+        pieces.append(text[kept_from : opening.start()])
+        kept_from = pos = close.end()
+    return text if not pieces else "".join(pieces) + text[kept_from:]
 
 
 def _parse_content(content: object, i: int, *, null_ok: bool) -> list[Part]:
