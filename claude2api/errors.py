@@ -39,8 +39,8 @@ MAX_MESSAGE_CHARS = 1000
 
 
 def clip(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
-    """``value`` shortened to ``limit`` characters (with "…"), for quoting client input in a message."""
-    return value if len(value) <= limit else value[:limit] + "…"
+    """``value`` cut to at most ``limit`` characters (ending in "…" if cut), to quote client input."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
 
 
 class APIError(Exception):

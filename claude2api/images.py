@@ -10,11 +10,14 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 import urllib.parse
 
 import aiohttp
 from yarl import URL
+
+from .errors import clip
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -32,6 +35,10 @@ _UPLOAD_FILENAMES = {
     "application/pdf": "document.pdf",
 }
 
+#: A media type as RFC 6838 allows it (lower case): it goes into the upload's multipart headers,
+#: where a stray CR/LF or space would break the request (or inject a header).
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
 # The well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -41,12 +48,17 @@ class ImageFetchError(Exception):
     it never contains the URL (which may carry credentials) nor the addresses a name resolved to."""
 
 
+def is_image_media_type(media_type: str) -> bool:
+    """True for ``image/<subtype>`` in RFC 6838's characters, lower case: safe in an upload header."""
+    return media_type.startswith("image/") and _MEDIA_TYPE.fullmatch(media_type) is not None
+
+
 def decode_data_url(url: str) -> tuple[str, bytes]:
     """Decode ``data:<media type>[;params];base64,<data>`` into ``(media type, bytes)``.
 
     Standard and URL-safe base64 are both accepted, padded or not, since clients differ. A missing
-    media type is sniffed from the bytes (``application/octet-stream`` if unknown).
-    Raises :class:`ValueError` with the reason.
+    media type is sniffed from the bytes (``application/octet-stream`` if unknown); a given one
+    must be a well-formed ``type/subtype``. Raises :class:`ValueError` with the reason.
     """
     scheme, sep, rest = url.partition(":")
     if not sep or scheme.lower() != "data":
@@ -55,12 +67,15 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
     if not comma:
         raise ValueError("data URL has no ',' before the data")
     media_type, *params = (p.strip() for p in meta.split(";"))
+    media_type = media_type.lower()
+    if media_type and not _MEDIA_TYPE.fullmatch(media_type):
+        raise ValueError("data URL has an invalid media type")
     if not params or params[-1].lower() != "base64":
         raise ValueError("data URL is not base64-encoded (';base64' missing)")
     data = _b64decode(urllib.parse.unquote(payload))
     if not data:
         raise ValueError("data URL is empty")
-    return media_type.lower() or sniff_media_type(data) or "application/octet-stream", data
+    return media_type or sniff_media_type(data) or "application/octet-stream", data
 
 
 def _b64decode(text: str) -> bytes:
@@ -229,14 +244,14 @@ async def _read_image(resp: aiohttp.ClientResponse, max_bytes: int) -> tuple[str
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise ImageFetchError(f"image is larger than {max_bytes} bytes")
     declared = resp.content_type  # aiohttp says application/octet-stream when the header is missing
-    if not declared.startswith("image/") and declared not in _UNTYPED:
-        raise ImageFetchError(f"not an image (Content-Type {declared})")
+    if not is_image_media_type(declared) and declared not in _UNTYPED:
+        raise ImageFetchError(f"not an image (Content-Type {clip(declared)})")
     data = await _read_limited(resp, max_bytes)
     if not data:
         raise ImageFetchError("empty response")
-    media_type = declared if declared.startswith("image/") else sniff_media_type(data)
+    media_type = declared if is_image_media_type(declared) else sniff_media_type(data)
     if media_type is None:
-        raise ImageFetchError(f"not an image (Content-Type {declared}, unknown content)")
+        raise ImageFetchError(f"not an image (Content-Type {clip(declared)}, unknown content)")
     return media_type, data
 
 

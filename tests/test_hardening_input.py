@@ -247,19 +247,27 @@ async def test_invalid_utf8_body_is_a_400(daemon: Daemon, path: str) -> None:
     assert "UTF-8" in error["message"]
 
 
-@pytest.mark.parametrize("media_type", ["image/png\r\nX-Injected: 1", "image/png\n", "image/p ng", "image/"])
+@pytest.mark.parametrize("media_type", ["image/png\r\nX-Injected: 1", "image/png\n", "image/p ng", "image/", "text/plain"])
 async def test_bad_media_types_are_a_400_before_any_upload(fake: FakeClaude, daemon: Daemon, media_type: str) -> None:
-    good = {"type": "image", "source": {"type": "base64", "media_type": "image/png",
-                                       "data": base64.b64encode(PNG).decode()}}
-    bad = {"type": "image", "source": {"type": "base64", "media_type": media_type,
-                                      "data": base64.b64encode(PNG).decode()}}
+    """Checked while parsing: before the fix a CR/LF failed mid-upload, leaving the first image behind."""
+    data = base64.b64encode(PNG).decode()
+    good = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}
+    bad = {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
     body = chat([{"role": "user", "content": [good, bad, {"type": "text", "text": "?"}]}], max_tokens=10)
     error = anthropic_error(*_drop_headers(await raw_post(daemon, MESSAGES, body)))
     assert "media_type" in error["message"]
+    assert fake.uploads == {}
+    assert not fake.calls_to("/completion")
+
+
+@pytest.mark.parametrize("media_type", ["image/png\r\nX-Injected: 1", "image/p\nng", "image/p ng", "image/", "text/plain"])
+async def test_bad_data_url_media_types_are_a_400_before_any_upload(
+    fake: FakeClaude, daemon: Daemon, media_type: str
+) -> None:
     url = "data:" + media_type + ";base64," + base64.b64encode(PNG).decode()
-    body = chat(user([{"type": "image_url", "image_url": {"url": PNG_URL}},
-                      {"type": "image_url", "image_url": {"url": url}}]))
-    openai_error(*_drop_headers(await raw_post(daemon, CHAT, body)))
+    body = chat(user([{"type": "image_url", "image_url": {"url": PNG_URL}}, {"type": "image_url", "image_url": {"url": url}}]))
+    error = openai_error(*_drop_headers(await raw_post(daemon, CHAT, body)))
+    assert error["param"] == "messages[0].content[1]"
     assert fake.uploads == {}
     assert not fake.calls_to("/completion")
 

@@ -28,8 +28,8 @@ from claude2api.chat import (
     TextPart,
     Thinking,
 )
-from claude2api.errors import APIError, bad_request
-from claude2api.images import decode_data_url
+from claude2api.errors import APIError, bad_request, clip
+from claude2api.images import decode_data_url, is_image_media_type
 from claude2api.models import ModelCatalog
 from claude2api.reply import ReplyCutter
 from claude2api.stops import MAX_STOP_LENGTH
@@ -122,7 +122,7 @@ def _resolve_model(raw: object, catalog: ModelCatalog) -> tuple[str, str, bool]:
     resolved = catalog.resolve(raw)
     if resolved is None:
         raise APIError(
-            404, f"model: `{raw}` is not served here (GET /v1/models lists the models)", param="model"
+            404, f"model: `{clip(raw)}` is not served here (GET /v1/models lists the models)", param="model"
         )
     return raw, resolved.upstream, resolved.thinking
 
@@ -244,7 +244,7 @@ def _parse_block(block: object, path: str) -> list[Part]:
     if isinstance(block, dict) and isinstance(kind, str) and kind in _BLOCK_PARSERS:
         return _BLOCK_PARSERS[kind](block, path)
     raise bad_request(
-        f"{path}.type: unsupported content block type {kind!r}; expected one of {', '.join(_BLOCK_PARSERS)}",
+        f"{path}.type: unsupported content block type {clip(repr(kind))}; expected one of {', '.join(_BLOCK_PARSERS)}",
         param=path,
     )
 
@@ -284,8 +284,10 @@ def _http_url(url: object, path: str) -> str:
 
 
 def _decode_base64_image(media_type: object, data: object, path: str) -> ImagePart:
-    if media_type is not None and not (isinstance(media_type, str) and media_type.startswith("image/")):
-        raise bad_request(f"{path}.media_type: expected an image/* type", param=f"{path}.media_type")
+    if media_type is not None and not (isinstance(media_type, str) and is_image_media_type(media_type)):
+        raise bad_request(
+            f"{path}.media_type: expected an image type such as image/png", param=f"{path}.media_type"
+        )
     if not isinstance(data, str):
         raise bad_request(f"{path}.data: Input should be a valid string", param=f"{path}.data")
     try:

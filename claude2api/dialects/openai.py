@@ -28,7 +28,8 @@ from claude2api.chat import (
     TextPart,
     Thinking,
 )
-from claude2api.errors import APIError, bad_request
+from claude2api.errors import APIError, bad_request, clip
+from claude2api.images import is_image_media_type
 from claude2api.models import ModelCatalog, ModelInfo
 from claude2api.reply import ReplyCutter
 from claude2api.stops import MAX_STOP_LENGTH
@@ -99,7 +100,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
     if resolved is None:
         raise APIError(
             404,
-            f"The model `{model}` does not exist or you do not have access to it.",
+            f"The model `{clip(model)}` does not exist or you do not have access to it.",
             type="invalid_request_error",
             code="model_not_found",
             param="model",
@@ -194,7 +195,7 @@ def _parse_thinking(raw: object, think_model: bool) -> Thinking | None:
     if raw not in THINKING_EFFORTS:
         allowed = ", ".join(sorted(THINKING_EFFORTS | {"none"}))
         raise bad_request(
-            f"Invalid value for 'reasoning_effort': {raw!r}; expected one of {allowed}.",
+            f"Invalid value for 'reasoning_effort': {clip(repr(raw))}; expected one of {allowed}.",
             param="reasoning_effort",
         )
     return Thinking(effort=raw)
@@ -306,7 +307,7 @@ def _parse_part(part: object, param: str) -> Part:
             return _parse_image_url(url, param)
     else:
         raise bad_request(
-            f"Unsupported content part type {kind!r} in '{param}': only text and image_url are supported.",
+            f"Unsupported content part type {clip(repr(kind))} in '{param}': only text and image_url are supported.",
             param=param,
         )
     raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
@@ -326,7 +327,7 @@ def _decode_data_url(url: str, param: str) -> ImagePart:
     match = _DATA_URL.fullmatch(url, 5)
     header = match.group(1).split(";") if match else []
     media_type = header[0].strip().lower() if header else ""
-    if not match or header[-1].strip().lower() != "base64" or not media_type.startswith("image/"):
+    if not match or header[-1].strip().lower() != "base64" or not is_image_media_type(media_type):
         raise bad_request(
             f"Invalid image data URL in '{param}': expected data:image/<type>;base64,<data>.", param=param
         )
@@ -383,7 +384,8 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-_JSON_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
+_FENCE = "```"
+_FENCE_LANGUAGE = re.compile(r"[a-zA-Z]*")
 
 
 class _Renderer:
@@ -594,15 +596,22 @@ class OpenAICollector(_Renderer):
 
 def _clean_json(content: str, mode: str) -> str:
     """The reply as bare JSON: a Markdown fence around it is removed, anything unparsable is a 502."""
-    text = content.strip()
-    fenced = _JSON_FENCE.fullmatch(text)
-    if fenced:
-        text = fenced.group(1).strip()
+    text = _unfence(content.strip())
     try:
         json.loads(text)
     except ValueError:
         raise APIError(502, f"upstream reply was not valid JSON for response_format {mode}") from None
     return text
+
+
+def _unfence(text: str) -> str:
+    """The inside of a Markdown code fence wrapping all of ``text`` (language tag dropped), stripped;
+    ``text`` itself if it is not fenced. A plain scan: a lazy regex here was quadratic on whitespace."""
+    if len(text) < 2 * len(_FENCE) or not (text.startswith(_FENCE) and text.endswith(_FENCE)):
+        return text
+    language = _FENCE_LANGUAGE.match(text, len(_FENCE))
+    assert language is not None  # [a-zA-Z]* matches everywhere
+    return text[language.end() : -len(_FENCE)].strip()
 
 
 # ---------------------------------------------------------------------------------------------
