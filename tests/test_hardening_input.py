@@ -19,7 +19,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from claude2api.dialects.openai import strip_think_blocks
+from claude2api.dialects.openai import _unfence, strip_think_blocks
 from claude2api.errors import APIError
 from claude2api.stops import StopCutter
 from claude2api.testing import FakeClaude
@@ -103,6 +103,22 @@ async def test_unclosed_think_tags_do_not_stall_the_daemon(daemon: Daemon) -> No
     assert status == 200
     assert chat_seconds < 1.0
     assert health_seconds < 0.5
+
+
+_OLD_JSON_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
+
+
+def test_json_fence_removal_agrees_with_the_regex_it_replaced() -> None:
+    """JSON mode unwraps a fenced reply; the lazy regex it used was quadratic on runs of spaces."""
+    pieces = ["```", "`", "json", "a", " ", "\t", "\n", "{}", "x"]
+    rng = random.Random(6)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10))).strip()
+        fenced = _OLD_JSON_FENCE.fullmatch(text)
+        assert _unfence(text) == (fenced.group(1).strip() if fenced else text), text
+    started = time.perf_counter()
+    assert _unfence("```" + " " * 200_000 + "x```") == "x"
+    assert time.perf_counter() - started < 0.5
 
 
 # --- H2: stop sequences: capped, and a matcher with linear memory -----------------------------

@@ -62,7 +62,6 @@ MAX_STOPS = 4
 #: Reasoning echoed back by front-ends inside assistant content (``<think>`` / ``<thinking>``).
 _THINK_OPEN = re.compile(r"<(think|thinking)>", re.IGNORECASE)
 _THINK_CLOSE = {name: re.compile(rf"</{name}>\s*", re.IGNORECASE) for name in ("think", "thinking")}
-_UNSEARCHED: re.Match[str] | None = re.match("", "")  # a sentinel: "not searched yet"
 _DATA_URL = re.compile(r"([^,]*),(.*)", re.DOTALL)  # after "data:"
 _URLSAFE_B64 = str.maketrans("-_", "+/")
 
@@ -269,8 +268,8 @@ def strip_think_blocks(text: str) -> str:
     pos = 0
     while (opening := _THINK_OPEN.search(text, pos)) is not None:
         name = opening.group(1).lower()
-        close = next_close.get(name, _UNSEARCHED)
-        if close is _UNSEARCHED or (close is not None and close.start() < opening.end()):
+        close = next_close.get(name)
+        if name not in next_close or (close is not None and close.start() < opening.end()):
             close = next_close[name] = _THINK_CLOSE[name].search(text, opening.end())
         if close is None:  # no closing tag anywhere after: this opening tag stays, look further
             pos = opening.start() + 1
