@@ -6,7 +6,7 @@ from aiohttp import web
 
 from . import relay
 from .dialects.openai import OpenAICollector, OpenAIStream, model_object, models_list, parse_chat_request
-from .errors import APIError
+from .errors import APIError, clip
 from .services import SERVICES
 from .tokens import estimate_request_tokens
 
@@ -47,7 +47,7 @@ async def get_model(request: web.Request) -> web.Response:
     if info is None:
         raise APIError(
             404,
-            f"The model `{model_id}` does not exist or you do not have access to it.",
+            f"The model `{clip(model_id)}` does not exist or you do not have access to it.",
             code="model_not_found",
             param="model",
         )

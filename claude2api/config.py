@@ -327,6 +327,10 @@ class Settings:
     image_max_bytes: int = _setting(10 * 1024 * 1024, _integer(1))
     image_fetch_timeout: float = _setting(20.0, _number(positive=True))
     image_fetch_allow_private: bool = _setting(False, _boolean)
+    #: Images one request may carry (inline and URL); 0 refuses images.
+    max_images_per_request: int = _setting(20, _integer(0))
+    #: Total bytes of one request's images (inline and downloaded).
+    max_image_bytes_per_request: int = _setting(50 * 1024 * 1024, _integer(1))
     cooldown_default_seconds: float = _setting(3600.0, _number(positive=False))
     request_rate_cooldown_seconds: float = _setting(60.0, _number(positive=False))
     #: SSE keep-alive comment interval; 0 disables.

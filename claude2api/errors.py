@@ -32,8 +32,24 @@ _ANTHROPIC_TYPES = {
 }
 
 
+#: Longest client-supplied value quoted in an error message (see :func:`clip`).
+MAX_QUOTED_CHARS = 100
+#: Longest error message: whatever a message quotes, an error body stays small.
+MAX_MESSAGE_CHARS = 1000
+
+
+def clip(value: str, limit: int = MAX_QUOTED_CHARS) -> str:
+    """``value`` cut to at most ``limit`` characters (ending in "…" if cut), to quote client input."""
+    return value if len(value) <= limit else value[: limit - 1] + "…"
+
+
 class APIError(Exception):
-    """A client-facing error with an HTTP status, decided before any response byte is sent."""
+    """A client-facing error with an HTTP status, decided before any response byte is sent.
+
+    The message is cut to :data:`MAX_MESSAGE_CHARS`: messages quote client input (a model name, a
+    path), and a 1 MB model name must not make a 1 MB error body. Quote values with :func:`clip`
+    so the end of the message survives.
+    """
 
     def __init__(
         self,
@@ -45,6 +61,7 @@ class APIError(Exception):
         param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = clip(message, MAX_MESSAGE_CHARS)
         super().__init__(message)
         self.status = status
         self.message = message

@@ -10,11 +10,14 @@ import asyncio
 import base64
 import binascii
 import ipaddress
+import re
 import socket
 import urllib.parse
 
 import aiohttp
 from yarl import URL
+
+from .errors import clip
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -32,6 +35,10 @@ _UPLOAD_FILENAMES = {
     "application/pdf": "document.pdf",
 }
 
+#: A media type as RFC 6838 allows it (lower case): it goes into the upload's multipart headers,
+#: where a stray CR/LF or space would break the request (or inject a header).
+_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
+
 # The well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
@@ -41,12 +48,37 @@ class ImageFetchError(Exception):
     it never contains the URL (which may carry credentials) nor the addresses a name resolved to."""
 
 
+class ImageBudgetExceeded(Exception):
+    """The images of one request together are larger than its :class:`ByteBudget`."""
+
+
+class ByteBudget:
+    """The bytes the images of one request may still take; shared by its concurrent downloads, so
+    memory stays within the per-request cap however many are in flight."""
+
+    __slots__ = ("remaining",)
+
+    def __init__(self, total: int) -> None:
+        self.remaining = total
+
+    def take(self, size: int) -> None:
+        """Account for ``size`` more bytes; raises :class:`ImageBudgetExceeded` past the total."""
+        self.remaining -= size
+        if self.remaining < 0:
+            raise ImageBudgetExceeded
+
+
+def is_image_media_type(media_type: str) -> bool:
+    """True for ``image/<subtype>`` in RFC 6838's characters, lower case: safe in an upload header."""
+    return media_type.startswith("image/") and _MEDIA_TYPE.fullmatch(media_type) is not None
+
+
 def decode_data_url(url: str) -> tuple[str, bytes]:
     """Decode ``data:<media type>[;params];base64,<data>`` into ``(media type, bytes)``.
 
     Standard and URL-safe base64 are both accepted, padded or not, since clients differ. A missing
-    media type is sniffed from the bytes (``application/octet-stream`` if unknown).
-    Raises :class:`ValueError` with the reason.
+    media type is sniffed from the bytes (``application/octet-stream`` if unknown); a given one
+    must be a well-formed ``type/subtype``. Raises :class:`ValueError` with the reason.
     """
     scheme, sep, rest = url.partition(":")
     if not sep or scheme.lower() != "data":
@@ -55,12 +87,15 @@ def decode_data_url(url: str) -> tuple[str, bytes]:
     if not comma:
         raise ValueError("data URL has no ',' before the data")
     media_type, *params = (p.strip() for p in meta.split(";"))
+    media_type = media_type.lower()
+    if media_type and not _MEDIA_TYPE.fullmatch(media_type):
+        raise ValueError("data URL has an invalid media type")
     if not params or params[-1].lower() != "base64":
         raise ValueError("data URL is not base64-encoded (';base64' missing)")
     data = _b64decode(urllib.parse.unquote(payload))
     if not data:
         raise ValueError("data URL is empty")
-    return media_type.lower() or sniff_media_type(data) or "application/octet-stream", data
+    return media_type or sniff_media_type(data) or "application/octet-stream", data
 
 
 def _b64decode(text: str) -> bytes:
@@ -96,6 +131,7 @@ async def fetch_image(
     max_bytes: int,
     timeout: float,
     allow_private: bool,
+    budget: ByteBudget | None = None,
 ) -> tuple[str, bytes]:
     """Download an image over http(s); returns ``(media type, bytes)``.
 
@@ -109,12 +145,13 @@ async def fetch_image(
     connections by IP *and* ``server_hostname``, so a TLS connection is never reused for another name.
 
     ``timeout`` bounds the whole download (DNS, redirects, body). The body must be ``image/*``, or
-    untyped with PNG/JPEG/GIF/WebP magic bytes, and at most ``max_bytes`` long.
+    untyped with PNG/JPEG/GIF/WebP magic bytes, and at most ``max_bytes`` long. The bytes are also
+    taken from ``budget`` as they arrive, if given (:class:`ImageBudgetExceeded` past it).
     Raises :class:`ImageFetchError`.
     """
     try:
         async with asyncio.timeout(timeout):
-            return await _fetch(session, _parse_url(url), max_bytes, allow_private)
+            return await _fetch(session, _parse_url(url), max_bytes, allow_private, budget)
     except TimeoutError:
         raise ImageFetchError(f"timed out after {timeout:g} s") from None
     except aiohttp.ClientError as exc:
@@ -122,14 +159,14 @@ async def fetch_image(
 
 
 async def _fetch(
-    session: aiohttp.ClientSession, url: URL, max_bytes: int, allow_private: bool
+    session: aiohttp.ClientSession, url: URL, max_bytes: int, allow_private: bool, budget: ByteBudget | None
 ) -> tuple[str, bytes]:
     for _ in range(MAX_REDIRECTS + 1):
         async with await _request(session, url, allow_private) as resp:
             if resp.status in _REDIRECT_STATUSES:
                 url = _redirect_target(url, resp)
                 continue
-            return await _read_image(resp, max_bytes)
+            return await _read_image(resp, max_bytes, budget)
     raise ImageFetchError(f"more than {MAX_REDIRECTS} redirects")
 
 
@@ -223,29 +260,35 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
-async def _read_image(resp: aiohttp.ClientResponse, max_bytes: int) -> tuple[str, bytes]:
+async def _read_image(
+    resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None
+) -> tuple[str, bytes]:
     if resp.status != 200:
         raise ImageFetchError(f"HTTP status {resp.status}")
     if resp.content_length is not None and resp.content_length > max_bytes:
         raise ImageFetchError(f"image is larger than {max_bytes} bytes")
+    if resp.content_length is not None and budget is not None and resp.content_length > budget.remaining:
+        raise ImageBudgetExceeded
     declared = resp.content_type  # aiohttp says application/octet-stream when the header is missing
-    if not declared.startswith("image/") and declared not in _UNTYPED:
-        raise ImageFetchError(f"not an image (Content-Type {declared})")
-    data = await _read_limited(resp, max_bytes)
+    if not is_image_media_type(declared) and declared not in _UNTYPED:
+        raise ImageFetchError(f"not an image (Content-Type {clip(declared)})")
+    data = await _read_limited(resp, max_bytes, budget)
     if not data:
         raise ImageFetchError("empty response")
-    media_type = declared if declared.startswith("image/") else sniff_media_type(data)
+    media_type = declared if is_image_media_type(declared) else sniff_media_type(data)
     if media_type is None:
-        raise ImageFetchError(f"not an image (Content-Type {declared}, unknown content)")
+        raise ImageFetchError(f"not an image (Content-Type {clip(declared)}, unknown content)")
     return media_type, data
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+async def _read_limited(resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None) -> bytes:
     body = bytearray()
     async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
-        body += chunk
-        if len(body) > max_bytes:
+        if len(body) + len(chunk) > max_bytes:
             raise ImageFetchError(f"image is larger than {max_bytes} bytes")
+        if budget is not None:
+            budget.take(len(chunk))
+        body += chunk
     return bytes(body)
 
 

@@ -9,7 +9,9 @@ is streamed (or collected), and a late failure becomes an in-band error.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
+import re
 from collections.abc import AsyncGenerator, Callable
 from typing import Any, Protocol
 
@@ -50,15 +52,86 @@ def compact_json(obj: Any) -> str:
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
+#: Deepest nesting of arrays and objects accepted in a request body. Real requests stay under 20
+#: (a JSON schema in ``response_format`` or a tool call's input goes deepest); the bound keeps
+#: everything that later walks the body (parsers, ``json.dumps``) far from Python's recursion limit.
+MAX_JSON_DEPTH = 64
+
+_JSON_STRING = re.compile(rb'"[^"]*"')
+_NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
+_BRACKET_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 / -1 as signed bytes
+#: A ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into a UTF-8 body's strings.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 async def read_json(request: web.Request) -> Any:
-    """The request body as JSON, or a 400 that says what is wrong with it."""
+    """The request body as JSON, or a 400 that says what is wrong with it.
+
+    The body must be UTF-8 (RFC 8259) and nested at most :data:`MAX_JSON_DEPTH` deep. Lone
+    surrogates (``"\\ud800"``: valid JSON, but not text any encoder accepts) become U+FFFD, as a
+    browser's ``TextEncoder`` does: a client that cut an emoji in half should not lose its request,
+    and the half character means nothing anyway. All of it is linear in the body size.
+    """
     raw = await request.read()
     if not raw.strip():
         raise bad_request("The request body is empty; expected a JSON object.")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        text = raw.decode("utf-8-sig" if raw.startswith(b"\xef\xbb\xbf") else "utf-8")
+    except UnicodeDecodeError as exc:
+        raise bad_request(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
+    too_deep = bad_request(f"The request body is nested too deeply: at most {MAX_JSON_DEPTH} levels.")
+    try:
+        body = json.loads(text)
+    except RecursionError:
+        raise too_deep from None
+    except ValueError as exc:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise too_deep
+    if _SURROGATE_ESCAPE.search(raw):
+        body = _replace_surrogates(body)
+    return body
+
+
+def json_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest in ``raw`` (valid JSON), in a few C-speed passes.
+
+    Escaped backslashes and quotes go first (in that order, so ``\\\\"`` still ends a string);
+    then everything but quotes and brackets; then pairs of adjacent quotes (which changes no
+    bracket's inside-or-outside of a string) and the strings left; the depth is the highest
+    running sum of +1 per opening and -1 per closing bracket. Cheaper than ``json.loads`` itself.
+    """
+    marks = raw.replace(b"\\\\", b"").replace(b'\\"', b"").translate(None, _NOT_BRACKETS_OR_QUOTES)
+    brackets = _JSON_STRING.sub(b"", marks.replace(b'""', b""))
+    steps = memoryview(brackets.translate(_BRACKET_STEPS)).cast("b")
+    return max(itertools.accumulate(steps), default=0)
+
+
+def _replace_surrogates(body: Any) -> Any:
+    """``body`` with every lone surrogate in its strings (keys included) replaced by U+FFFD.
+
+    Iterative: ``body`` is at most :data:`MAX_JSON_DEPTH` deep, but needs no recursion either way.
+    """
+
+    def fixed(value: Any) -> Any:
+        if isinstance(value, str) and not value.isascii():
+            return _SURROGATE.sub("\ufffd", value)
+        if isinstance(value, (dict, list)):
+            pending.append(value)
+        return value
+
+    root = [body]
+    pending: list[Any] = [root]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            node[:] = [fixed(item) for item in node]
+        else:
+            items = [(fixed(key), fixed(value)) for key, value in node.items()]
+            node.clear()
+            node.update(items)
+    return root[0]
 
 
 def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:

@@ -34,6 +34,8 @@ def settings(**overrides):
         "image_max_bytes": 10 * 1024 * 1024,
         "image_fetch_timeout": 20.0,
         "image_fetch_allow_private": True,
+        "max_images_per_request": 20,
+        "max_image_bytes_per_request": 50 * 1024 * 1024,
     }
     return SimpleNamespace(**(values | overrides))
 

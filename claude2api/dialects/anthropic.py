@@ -28,10 +28,11 @@ from claude2api.chat import (
     TextPart,
     Thinking,
 )
-from claude2api.errors import APIError, bad_request
-from claude2api.images import decode_data_url
+from claude2api.errors import APIError, bad_request, clip
+from claude2api.images import decode_data_url, is_image_media_type
 from claude2api.models import ModelCatalog
 from claude2api.reply import ReplyCutter
+from claude2api.stops import MAX_STOP_LENGTH
 
 
 def _dumps(obj: object) -> str:
@@ -52,6 +53,10 @@ DEFAULT_THINK_EFFORT = "high"
 #: Stand-in ``signature`` of our thinking blocks. claude.ai signs nothing, but SDK types and clients
 #: that send thinking back expect a string; what comes back is dropped from the prompt anyway.
 THINKING_SIGNATURE = "claude2api-unsigned"
+
+#: ``stop_sequences`` takes at most this many strings. The Messages API documents no limit; this
+#: one is far above what clients send (a handful) and keeps a request's matching work small.
+MAX_STOP_SEQUENCES = 16
 
 
 @dataclass(slots=True)
@@ -117,7 +122,7 @@ def _resolve_model(raw: object, catalog: ModelCatalog) -> tuple[str, str, bool]:
     resolved = catalog.resolve(raw)
     if resolved is None:
         raise APIError(
-            404, f"model: `{raw}` is not served here (GET /v1/models lists the models)", param="model"
+            404, f"model: `{clip(raw)}` is not served here (GET /v1/models lists the models)", param="model"
         )
     return raw, resolved.upstream, resolved.thinking
 
@@ -141,6 +146,16 @@ def _parse_stop_sequences(raw: object) -> list[str]:
         return []
     if not isinstance(raw, list) or not all(isinstance(s, str) for s in raw):
         raise bad_request("stop_sequences: Input should be an array of strings", param="stop_sequences")
+    if len(raw) > MAX_STOP_SEQUENCES:
+        raise bad_request(
+            f"stop_sequences: at most {MAX_STOP_SEQUENCES} stop sequences are allowed, got {len(raw)}",
+            param="stop_sequences",
+        )
+    if any(len(s) > MAX_STOP_LENGTH for s in raw):
+        raise bad_request(
+            f"stop_sequences: each stop sequence may be at most {MAX_STOP_LENGTH} characters long",
+            param="stop_sequences",
+        )
     return [s for s in raw if s]
 
 
@@ -229,7 +244,7 @@ def _parse_block(block: object, path: str) -> list[Part]:
     if isinstance(block, dict) and isinstance(kind, str) and kind in _BLOCK_PARSERS:
         return _BLOCK_PARSERS[kind](block, path)
     raise bad_request(
-        f"{path}.type: unsupported content block type {kind!r}; expected one of {', '.join(_BLOCK_PARSERS)}",
+        f"{path}.type: unsupported content block type {clip(repr(kind))}; expected one of {', '.join(_BLOCK_PARSERS)}",
         param=path,
     )
 
@@ -269,8 +284,10 @@ def _http_url(url: object, path: str) -> str:
 
 
 def _decode_base64_image(media_type: object, data: object, path: str) -> ImagePart:
-    if media_type is not None and not (isinstance(media_type, str) and media_type.startswith("image/")):
-        raise bad_request(f"{path}.media_type: expected an image/* type", param=f"{path}.media_type")
+    if media_type is not None and not (isinstance(media_type, str) and is_image_media_type(media_type)):
+        raise bad_request(
+            f"{path}.media_type: expected an image type such as image/png", param=f"{path}.media_type"
+        )
     if not isinstance(data, str):
         raise bad_request(f"{path}.data: Input should be a valid string", param=f"{path}.data")
     try:

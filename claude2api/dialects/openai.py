@@ -28,9 +28,11 @@ from claude2api.chat import (
     TextPart,
     Thinking,
 )
-from claude2api.errors import APIError, bad_request
+from claude2api.errors import APIError, bad_request, clip
+from claude2api.images import is_image_media_type
 from claude2api.models import ModelCatalog, ModelInfo
 from claude2api.reply import ReplyCutter
+from claude2api.stops import MAX_STOP_LENGTH
 
 
 def _dumps(obj: object) -> str:
@@ -54,10 +56,12 @@ _ROLES: dict[str, Role] = {
 THINKING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
 #: Effort for a ``-think`` model when the request gives no ``reasoning_effort``.
 DEFAULT_THINK_EFFORT = "high"
+#: ``stop`` takes at most this many strings, as in OpenAI's API.
 MAX_STOPS = 4
 
 #: Reasoning echoed back by front-ends inside assistant content (``<think>`` / ``<thinking>``).
-_THINK_BLOCK = re.compile(r"<(think|thinking)>.*?</\1>\s*", re.DOTALL | re.IGNORECASE)
+_THINK_OPEN = re.compile(r"<(think|thinking)>", re.IGNORECASE)
+_THINK_CLOSE = {name: re.compile(rf"</{name}>\s*", re.IGNORECASE) for name in ("think", "thinking")}
 _DATA_URL = re.compile(r"([^,]*),(.*)", re.DOTALL)  # after "data:"
 _URLSAFE_B64 = str.maketrans("-_", "+/")
 
@@ -95,7 +99,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
     if resolved is None:
         raise APIError(
             404,
-            f"The model `{model}` does not exist or you do not have access to it.",
+            f"The model `{clip(model)}` does not exist or you do not have access to it.",
             type="invalid_request_error",
             code="model_not_found",
             param="model",
@@ -149,6 +153,8 @@ def _parse_stop(raw: object) -> list[str]:
         raise bad_request("Invalid type for 'stop': expected a string or an array of strings.", param="stop")
     if len(stops) > MAX_STOPS:
         raise bad_request(f"'stop' accepts at most {MAX_STOPS} sequences.", param="stop")
+    if any(len(s) > MAX_STOP_LENGTH for s in stops):
+        raise bad_request(f"Each 'stop' sequence may be at most {MAX_STOP_LENGTH} characters long.", param="stop")
     return [s for s in stops if s]
 
 
@@ -188,7 +194,7 @@ def _parse_thinking(raw: object, think_model: bool) -> Thinking | None:
     if raw not in THINKING_EFFORTS:
         allowed = ", ".join(sorted(THINKING_EFFORTS | {"none"}))
         raise bad_request(
-            f"Invalid value for 'reasoning_effort': {raw!r}; expected one of {allowed}.",
+            f"Invalid value for 'reasoning_effort': {clip(repr(raw))}; expected one of {allowed}.",
             param="reasoning_effort",
         )
     return Thinking(effort=raw)
@@ -241,11 +247,36 @@ def _parse_message(raw: object, i: int) -> Message:
     parts = _parse_content(raw.get("content"), i, null_ok=role == "assistant")
     if role == "assistant":
         # Reasoning echoed back (reasoning_content / reasoning fields are simply not read).
-        parts = [TextPart(_THINK_BLOCK.sub("", p.text)) if isinstance(p, TextPart) else p for p in parts]
+        parts = [TextPart(strip_think_blocks(p.text)) if isinstance(p, TextPart) else p for p in parts]
         calls = _describe_tool_calls(raw)
         if calls:
             parts.append(TextPart(calls))
     return Message(role, parts or [TextPart("")])
+
+
+def strip_think_blocks(text: str) -> str:
+    """``text`` without its ``<think>…</think>`` / ``<thinking>…</thinking>`` blocks (any case) and
+    the whitespace after each: ``re.sub(r"<(think|thinking)>.*?</\\1>\\s*", "", text, flags=DOTALL|I)``.
+
+    That regex is quadratic on unclosed tags (each one scans to the end of the text); this is linear:
+    the closing tag found for one opening tag is remembered, so the text after an opening tag is
+    searched at most once per tag name.
+    """
+    pieces: list[str] = []
+    kept_from = 0  # start of the text not yet copied to pieces
+    next_close: dict[str, re.Match[str] | None] = {}  # per tag name: first closing tag at or after a position
+    pos = 0
+    while (opening := _THINK_OPEN.search(text, pos)) is not None:
+        name = opening.group(1).lower()
+        close = next_close.get(name)
+        if name not in next_close or (close is not None and close.start() < opening.end()):
+            close = next_close[name] = _THINK_CLOSE[name].search(text, opening.end())
+        if close is None:  # no closing tag anywhere after: this opening tag stays, look further
+            pos = opening.start() + 1
+            continue
+        pieces.append(text[kept_from : opening.start()])
+        kept_from = pos = close.end()
+    return text if not pieces else "".join(pieces) + text[kept_from:]
 
 
 def _parse_content(content: object, i: int, *, null_ok: bool) -> list[Part]:
@@ -275,7 +306,7 @@ def _parse_part(part: object, param: str) -> Part:
             return _parse_image_url(url, param)
     else:
         raise bad_request(
-            f"Unsupported content part type {kind!r} in '{param}': only text and image_url are supported.",
+            f"Unsupported content part type {clip(repr(kind))} in '{param}': only text and image_url are supported.",
             param=param,
         )
     raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
@@ -295,7 +326,7 @@ def _decode_data_url(url: str, param: str) -> ImagePart:
     match = _DATA_URL.fullmatch(url, 5)
     header = match.group(1).split(";") if match else []
     media_type = header[0].strip().lower() if header else ""
-    if not match or header[-1].strip().lower() != "base64" or not media_type.startswith("image/"):
+    if not match or header[-1].strip().lower() != "base64" or not is_image_media_type(media_type):
         raise bad_request(
             f"Invalid image data URL in '{param}': expected data:image/<type>;base64,<data>.", param=param
         )
@@ -352,7 +383,8 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-_JSON_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
+_FENCE = "```"
+_FENCE_LANGUAGE = re.compile(r"[a-zA-Z]*")
 
 
 class _Renderer:
@@ -563,15 +595,22 @@ class OpenAICollector(_Renderer):
 
 def _clean_json(content: str, mode: str) -> str:
     """The reply as bare JSON: a Markdown fence around it is removed, anything unparsable is a 502."""
-    text = content.strip()
-    fenced = _JSON_FENCE.fullmatch(text)
-    if fenced:
-        text = fenced.group(1).strip()
+    text = _unfence(content.strip())
     try:
         json.loads(text)
     except ValueError:
         raise APIError(502, f"upstream reply was not valid JSON for response_format {mode}") from None
     return text
+
+
+def _unfence(text: str) -> str:
+    """The inside of a Markdown code fence wrapping all of ``text`` (language tag dropped), stripped;
+    ``text`` itself if it is not fenced. A plain scan: a lazy regex here was quadratic on whitespace."""
+    if len(text) < 2 * len(_FENCE) or not (text.startswith(_FENCE) and text.endswith(_FENCE)):
+        return text
+    language = _FENCE_LANGUAGE.match(text, len(_FENCE))
+    assert language is not None  # [a-zA-Z]* matches everywhere
+    return text[language.end() : -len(_FENCE)].strip()
 
 
 # ---------------------------------------------------------------------------------------------
