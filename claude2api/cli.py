@@ -159,6 +159,7 @@ async def serve(
     if banner:
         print(banner, flush=True)
     sd_notify("READY=1")
+    watchdog = start_watchdog(os.environ)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -176,7 +177,35 @@ async def serve(
             await runner.cleanup()
         finally:
             cut.cancel()
+            if watchdog is not None:
+                watchdog.cancel()
     return 0
+
+
+def watchdog_interval(environ: Mapping[str, str]) -> float | None:
+    """Seconds between ``WATCHDOG=1`` pings: half the ``WatchdogSec=`` systemd passes in
+    ``WATCHDOG_USEC``, or ``None`` when there is no watchdog or it is meant for another process."""
+    usec = environ.get("WATCHDOG_USEC", "").strip()
+    pid = environ.get("WATCHDOG_PID", "").strip()
+    if not usec.isdigit() or int(usec) == 0 or (pid and pid != str(os.getpid())):
+        return None
+    return int(usec) / 2_000_000
+
+
+def start_watchdog(environ: Mapping[str, str]) -> asyncio.Task[None] | None:
+    """Ping systemd's watchdog from the event loop itself: a loop that stalls stops the pings, and
+    systemd restarts the daemon (``Restart=on-failure``)."""
+    interval = watchdog_interval(environ)
+    if interval is None:
+        return None
+    log.info("watchdog", interval_seconds=interval)
+    return asyncio.get_running_loop().create_task(_ping_watchdog(interval), name="claude2api-watchdog")
+
+
+async def _ping_watchdog(interval: float) -> None:
+    while True:
+        sd_notify("WATCHDOG=1")
+        await asyncio.sleep(interval)
 
 
 def reload_config(app: web.Application, reload: Callable[[], Settings]) -> None:
@@ -209,13 +238,16 @@ async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
         fake.add_account()
         fake.reply_factory = _demo_reply
         demo_env = {
-            **environ,
+            **{k: v for k, v in environ.items() if k != "SESSIONS_FILE"},
             "SESSIONS": ",".join(a.session_key for a in fake.accounts),
             "CLAUDE_BASE_URL": fake.base_url,
-            "APIKEY": environ.get("APIKEY") or DEMO_API_KEY,
             "ADDRESS": environ.get("ADDRESS") or DEMO_ADDRESS,
             "ENABLE_MIRROR_API": "false",
+            # Outermost plugin: upstream errors say they come from the built-in fake.
+            "PLUGINS": ",".join(filter(None, ("claude2api.testing.demo", environ.get("PLUGINS", "")))),
         }
+        if not (environ.get("APIKEY", "").strip() or environ.get("APIKEY_FILE", "").strip()):
+            demo_env["APIKEY"] = DEMO_API_KEY
         settings = load_settings(config_path, demo_env)
         _setup_logging(settings)
         api_key = settings.api_keys[0]
@@ -224,8 +256,13 @@ async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
             [
                 "",
                 "claude2api demo: the daemon is talking to a built-in fake claude.ai (no account needed).",
-                f"  Base URL (OpenAI SDK): {base}/v1",
-                f"  API key:               {api_key}",
+                f"  Base URL (OpenAI SDK):    {base}/v1",
+                f"  Base URL (Anthropic SDK): {base}",
+                f"  API key:                  {api_key}",
+                "  Claude Code:",
+                f"    export ANTHROPIC_BASE_URL={base} ANTHROPIC_API_KEY={api_key}",
+                "  Codex and other OpenAI clients:",
+                f"    export OPENAI_BASE_URL={base}/v1 OPENAI_API_KEY={api_key}",
                 "  Try:",
                 f"    curl {base}/v1/chat/completions -H 'Authorization: Bearer {api_key}' "
                 "-H 'Content-Type: application/json' "

@@ -1,4 +1,4 @@
-"""Settings: defaults < YAML file < environment variables, validated once at startup.
+"""Settings: defaults < YAML file < secret files < environment variables, validated once at startup.
 
 Each setting has a snake_case name, which is its YAML key, and an environment variable, which is
 that name in upper case (``APIKEY`` for ``api_keys``, as in the original program). The original's
@@ -7,6 +7,10 @@ defaults as everywhere else (the original's YAML defaulted them to 0/false, whic
 
 An environment variable that is set but empty counts as unset, so ``APIKEY=${APIKEY}`` in a compose
 file with nothing behind it does not override the YAML file.
+
+Secret settings (``SESSIONS``, ``APIKEY``, ``ADMIN_KEY``, ``PROXY``: those declared ``secret=True``)
+may also be read from files, re-read on every reload: ``APIKEY_FILE=/run/secrets/apikey`` (Docker
+secrets) or a systemd credential ``$CREDENTIALS_DIRECTORY/apikey``. See :func:`load_settings`.
 
 Every problem raises :class:`ConfigError` with one line that names the setting and never contains
 a secret; the CLI prints it and exits non-zero.
@@ -284,8 +288,9 @@ def _mirror_prefix(raw: Any, name: str) -> str:
     return _text(raw, name).rstrip("/")
 
 
-def _setting(default: Any, parse: Parser, *, env: str | None = None) -> Any:
-    return field(default=default, metadata={"parse": parse, "env": env})
+def _setting(default: Any, parse: Parser, *, env: str | None = None, secret: bool = False) -> Any:
+    """A setting's declaration. ``secret`` ones may also come from a file (:func:`load_settings`)."""
+    return field(default=default, metadata={"parse": parse, "env": env, "secret": secret})
 
 
 @dataclass(frozen=True, repr=False)
@@ -300,10 +305,10 @@ class Settings:
     #: and ``dataclasses.replace`` resets it.
     config_file: ClassVar[Path | None] = None
 
-    sessions: tuple[SessionSpec, ...] = _setting((), _sessions)
+    sessions: tuple[SessionSpec, ...] = _setting((), _sessions, secret=True)
     address: str = _setting("0.0.0.0:8080", _address)
-    api_keys: tuple[str, ...] = _setting((), _string_list, env="APIKEY")
-    proxy: str | None = _setting(None, _proxy)
+    api_keys: tuple[str, ...] = _setting((), _string_list, env="APIKEY", secret=True)
+    proxy: str | None = _setting(None, _proxy, secret=True)
     chat_delete: bool = _setting(True, _boolean)
     max_chat_history_length: int = _setting(10000, _integer(0))
     no_role_prefix: bool = _setting(False, _boolean)
@@ -345,7 +350,7 @@ class Settings:
     cleanup_retry_delay_seconds: float = _setting(2.0, _number(positive=True))
     #: Clean-ups kept for retry at most (the oldest is given up beyond).
     cleanup_queue_max: int = _setting(10000, _integer(1))
-    admin_key: str | None = _setting(None, _optional_text)
+    admin_key: str | None = _setting(None, _optional_text, secret=True)
     #: Upstream attempts per request.
     retry_count: int = _setting(5, _integer(1))
     #: Module paths of chat-middleware plugins to load, in order.
@@ -433,12 +438,18 @@ DEFAULT_CONFIG_FILE = "config.yaml"
 
 
 def load_settings(config_path: str | os.PathLike[str] | None, environ: Mapping[str, str]) -> Settings:
-    """Read defaults, then the YAML file, then ``environ``, and validate the result.
+    """Read defaults, then the YAML file, then secret files, then ``environ``, and validate the result.
 
     ``config_path`` ``None`` means ``config.yaml`` in the current directory if there is one (as in
     the original); a given path must exist. The file read is in ``settings.config_file``.
     ``environ`` is the process environment, with any ``.env`` values (:func:`read_dotenv`) merged
     under it by the caller.
+
+    A secret setting (declared with ``secret=True``) is taken, first found: from its variable
+    (``APIKEY``), from the file its ``_FILE`` variable names (``APIKEY_FILE``), from the systemd
+    credential named after the variable in lower case (``$CREDENTIALS_DIRECTORY/apikey``), from the
+    YAML file, else its default. Files are read on every call, so a reload (SIGHUP) picks up a
+    rotated secret.
     """
     path = _find_config_file(config_path)
     from_yaml = _read_yaml(path) if path else {}
@@ -447,14 +458,76 @@ def load_settings(config_path: str | os.PathLike[str] | None, environ: Mapping[s
         parse: Parser = f.metadata["parse"]
         variable = env_name(f.name)
         key, raw = from_yaml.get(f.name, (None, None))
+        secret = f.metadata["secret"]
+        if secret and environ.get(variable, "").strip() and environ.get(f"{variable}_FILE", "").strip():
+            raise ConfigError(f"{variable} and {variable}_FILE are both set; keep one")
         if environ.get(variable, "").strip():
             values[f.name] = parse(environ[variable], variable)
+        elif secret and (from_file := _read_secret_file(f.name, environ)) is not None:
+            values[f.name] = parse(*from_file)
         elif raw is not None:
             values[f.name] = parse(raw, f"{key} ({path})")
     settings = Settings(**values)
     _check(settings)
     object.__setattr__(settings, "config_file", path)  # frozen: the one write, right after creation
     return settings
+
+
+def secret_settings() -> tuple[str, ...]:
+    """The settings that may come from a file: ``*_FILE`` variables and systemd credentials."""
+    return tuple(f.name for f in fields(Settings) if f.metadata["secret"])
+
+
+#: A secret file larger than this is refused (a ``*_FILE`` pointing at the wrong thing, e.g. a device).
+SECRET_FILE_MAX_BYTES = 1 << 20
+
+
+def _read_secret_file(setting: str, environ: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(value, name to report)`` from ``<VAR>_FILE`` or ``$CREDENTIALS_DIRECTORY/<var>``, or
+    ``None`` when neither gives a value (an empty file counts as no value).
+
+    Docker-secrets convention: the file's content is the value, surrounding whitespace (the trailing
+    newline) stripped; list settings (``SESSIONS``, ``APIKEY``) take one item per line or
+    comma-separated. A missing ``*_FILE`` file is an error, a missing credential is not (the unit
+    may load only some). Errors name the variable and the path, never the content.
+    """
+    variable = env_name(setting)
+    file_variable = f"{variable}_FILE"
+    given = environ.get(file_variable, "").strip()
+    candidates: list[tuple[Path, str, bool]] = []
+    if given:
+        candidates.append((Path(given), f"{file_variable} ({given})", True))
+    credentials = environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    if credentials:
+        credential = Path(credentials) / variable.lower()
+        candidates.append((credential, f"credential {variable.lower()} ({credential})", False))
+    is_list = isinstance(Settings.__dataclass_fields__[setting].default, tuple)
+    for file, label, required in candidates:
+        if not required and not file.exists():
+            continue
+        text = _read_small_text(file, label).strip()
+        if not text:
+            continue
+        if is_list:
+            text = ",".join(text.splitlines())
+        elif "\n" in text:
+            raise ConfigError(f"{label} must hold a single line")
+        return text, label
+    return None
+
+
+def _read_small_text(file: Path, label: str) -> str:
+    try:
+        with file.open("rb") as stream:
+            data = stream.read(SECRET_FILE_MAX_BYTES + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {label}: {exc.strerror or type(exc).__name__}") from None
+    if len(data) > SECRET_FILE_MAX_BYTES:
+        raise ConfigError(f"{label} is larger than {SECRET_FILE_MAX_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{label} is not UTF-8 text") from None
 
 
 def _find_config_file(config_path: str | os.PathLike[str] | None) -> Path | None:

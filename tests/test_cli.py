@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import sys
@@ -11,10 +12,15 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 
 from claude2api.testing import FakeClaude
+from claude2api.testing.daemon import run_daemon, settings_for
+from claude2api.testing.demo import DEMO_NOTE
+
+from support import raw_post
 
 API_KEY = "sk-cli-test-key-0123456789"
 
@@ -125,18 +131,77 @@ async def test_env_only_start_serves_requests_and_logs_no_secret(tmp_path: Path)
     assert API_KEY not in log
 
 
+def exported(banner: str, variable: str) -> str:
+    """The value the banner's ``export A=... B=...`` lines give ``variable``."""
+    for line in banner.splitlines():
+        for word in line.split():
+            if word.startswith(variable + "="):
+                return word.split("=", 1)[1]
+    raise AssertionError(f"{variable} not in the banner:\n{banner}")
+
+
 async def test_demo_prints_a_base_url_and_key_that_work(tmp_path: Path) -> None:
     port = free_port()
     env = clean_env(ADDRESS=f"127.0.0.1:{port}")
     async with daemon_process(env, tmp_path, "--demo") as (base, output, _):
         banner = b"".join(output).decode()
         assert f"{base}/v1" in banner
+        assert f"Base URL (Anthropic SDK): {base}\n" in banner
         key = next(line.split()[-1] for line in banner.splitlines() if "API key" in line)
         async with openai.AsyncOpenAI(base_url=base + "/v1", api_key=key, max_retries=0) as client:
             result = await client.chat.completions.create(
                 model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hello demo"}]
             )
+        # The environment lines for Codex/OpenAI clients and for Claude Code, used as printed.
+        async with openai.AsyncOpenAI(
+            base_url=exported(banner, "OPENAI_BASE_URL"), api_key=exported(banner, "OPENAI_API_KEY"), max_retries=0
+        ) as client:
+            assert [m.id for m in (await client.models.list()).data]
+        async with anthropic.AsyncAnthropic(
+            base_url=exported(banner, "ANTHROPIC_BASE_URL"), api_key=exported(banner, "ANTHROPIC_API_KEY"),
+            max_retries=0,
+        ) as claude_code:
+            message = await claude_code.messages.create(
+                model="claude-sonnet-4-6", max_tokens=100, messages=[{"role": "user", "content": "Hello code"}]
+            )
     assert "Hello demo" in result.choices[0].message.content
+    assert "Hello code" in message.content[0].text
+    # The demo's chain starts with the middleware that marks its errors (tested below).
+    assert '"order": ["demo_errors", ' in b"".join(output).decode()
+
+
+async def test_demo_errors_say_they_come_from_the_built_in_fake() -> None:
+    async with FakeClaude() as fake:
+        fake.add_account(behaviour="server_error")
+        settings = settings_for(fake.base_url, [fake.accounts[0].session_key], {"PLUGINS": "claude2api.testing.demo"})
+        async with run_daemon(settings) as daemon:
+            async with openai.AsyncOpenAI(base_url=daemon.url + "/v1", api_key=daemon.api_key, max_retries=0) as client:
+                with pytest.raises(openai.APIStatusError) as failed:
+                    await client.chat.completions.create(
+                        model="claude-sonnet-4-6", messages=[{"role": "user", "content": "Hi"}]
+                    )
+                assert failed.value.status_code == 502
+                message = failed.value.body["message"]  # type: ignore[index]
+                assert message == "claude.ai is unavailable (HTTP 500: api_error: Internal server error)" + DEMO_NOTE
+
+                # A client mistake stays the client's.
+                with pytest.raises(openai.BadRequestError) as bad:
+                    await client.chat.completions.create(model="claude-sonnet-4-6", messages=[])
+                assert "demo" not in bad.value.message
+
+    async with FakeClaude() as fake:
+        fake.add_account()
+        fake.reply(deltas=["one ", "two ", "three "], error_after=1)
+        settings = settings_for(fake.base_url, [fake.accounts[0].session_key], {"PLUGINS": "claude2api.testing.demo"})
+        async with run_daemon(settings) as daemon:
+            status, _, body = await raw_post(
+                daemon, "/v1/messages",
+                {"model": "claude-sonnet-4-6", "max_tokens": 50, "stream": True,
+                 "messages": [{"role": "user", "content": "Hi"}]},
+            )
+    assert status == 200
+    error = next(json.loads(line[6:]) for line in body.decode().splitlines() if '"type":"error"' in line.replace(" ", ""))
+    assert error["error"]["message"].endswith(DEMO_NOTE)  # mid-stream too
 
 
 async def test_console_script_is_installed() -> None:

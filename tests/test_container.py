@@ -27,13 +27,13 @@ import jsonschema
 import pytest
 import yaml
 
-from claude2api.config import Settings, env_name
+from claude2api.config import Settings, env_name, secret_settings
 from claude2api.testing import FakeClaude
 
 from test_cli import API_KEY, clean_env, free_port
 
 REPO = Path(__file__).resolve().parent.parent
-SETTING_VARIABLES = {env_name(f.name) for f in fields(Settings)}
+SETTING_VARIABLES = {env_name(f.name) for f in fields(Settings)} | {f"{env_name(s)}_FILE" for s in secret_settings()}
 # Set by the image for Python itself, not settings of the daemon.
 RUNTIME_VARIABLES = {"PATH", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE"}
 

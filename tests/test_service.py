@@ -15,10 +15,15 @@ from pathlib import Path
 
 import pytest
 
+from claude2api.config import env_name, secret_settings
+
 REPO = Path(__file__).resolve().parent.parent
 UNIT = REPO / "systemd" / "claude2api.service"
 VENV_DIR = "/opt/claude2api"
-CREDENTIALS = ("sessions", "apikey", "admin_key")
+CREDENTIALS_DIR = "/etc/claude2api/credentials"
+#: One file per secret setting, named after its variable in lower case (what the daemon reads from
+#: a systemd credentials directory too).
+CREDENTIALS = tuple(env_name(setting).lower() for setting in secret_settings())
 
 
 def unit_service_section() -> dict[str, list[str]]:
@@ -55,22 +60,29 @@ def test_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     assert "WatchdogSecs" in result.stdout + result.stderr
 
 
-def test_unit_takes_secrets_as_credentials_and_has_a_watchdog() -> None:
+def test_unit_reads_every_secret_from_a_file_a_reload_rereads_and_has_a_watchdog() -> None:
     service = unit_service_section()
     assert service["Type"] == ["notify"]
     assert service["ExecStart"][0].startswith(f"{VENV_DIR}/bin/claude2api ")
     assert "--config /etc/claude2api/config.yaml" in service["ExecStart"][0]
-    assert sorted(service["LoadCredential"]) == sorted(
-        f"{name}:/etc/claude2api/credentials/{name}" for name in CREDENTIALS
-    )
+    assert service["ExecReload"] == ["/bin/kill -HUP $MAINPID"]
     environment = " ".join(service["Environment"]).split()
-    assert {"SESSIONS_FILE=%d/sessions", "APIKEY_FILE=%d/apikey", "ADMIN_KEY_FILE=%d/admin_key"} <= set(
+    # Every secret setting the daemon knows, as a *_FILE in the root-owned folder: not a
+    # LoadCredential= copy (made at start only), so `systemctl reload` rotates a key.
+    assert {f"{env_name(s)}_FILE={CREDENTIALS_DIR}/{env_name(s).lower()}" for s in secret_settings()} <= set(
         environment
     )
-    assert not [e for e in environment if e.split("=")[0] in ("SESSIONS", "APIKEY", "ADMIN_KEY")]
+    assert "LoadCredential" not in service
+    assert not [e for e in environment if e.split("=")[0] in ("SESSIONS", "APIKEY", "ADMIN_KEY", "PROXY")]
     assert "EnvironmentFile" not in service  # secrets in the environment cannot be rotated by a reload
-    assert int(service["WatchdogSec"][0].rstrip("s")) > 0
+    # The dynamic user reads them through the group install-service creates from the sysusers file.
     assert service["DynamicUser"] == ["yes"]
+    assert service["SupplementaryGroups"] == ["claude2api"]
+    sysusers = (REPO / "systemd" / "claude2api.sysusers").read_text()
+    assert [line.split() for line in sysusers.splitlines() if line and not line.startswith("#")] == [
+        ["g", "claude2api", "-"]
+    ]
+    assert int(service["WatchdogSec"][0].rstrip("s")) > 0
 
 
 SYSTEMCTL_STUB = """#!/bin/sh
@@ -88,6 +100,15 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, bytes]]:
         )
         for p in sorted((root / "etc").rglob("*"))
     }
+
+
+def group_id(root: Path) -> int:
+    """The claude2api group's id in the installed tree's /etc/group."""
+    for line in (root / "etc" / "group").read_text().splitlines():
+        name, _, gid, *_ = line.split(":")
+        if name == "claude2api":
+            return int(gid)
+    raise AssertionError("no claude2api group")
 
 
 def run_install(root: Path, log: Path, stub: Path) -> subprocess.CompletedProcess[str]:
@@ -119,10 +140,14 @@ def test_install_service_sets_up_what_the_readme_says_and_twice_changes_nothing(
     # Configuration from the example, the unit as shipped.
     assert (etc / "config.yaml").read_text() == (REPO / "config.example.yaml").read_text()
     assert (root / "etc/systemd/system/claude2api.service").read_bytes() == UNIT.read_bytes()
-    # Secrets: root only, the API key generated, the others waiting for the operator.
-    assert stat.S_IMODE(creds.stat().st_mode) == 0o700
+    # Secrets: root writes, the group claude2api (created in the root's /etc/group) reads; the API
+    # key generated, the others waiting for the operator.
+    gid = group_id(root)
+    assert (root / "etc/sysusers.d/claude2api.conf").read_bytes() == (REPO / "systemd/claude2api.sysusers").read_bytes()
+    assert (stat.S_IMODE(creds.stat().st_mode), creds.stat().st_uid, creds.stat().st_gid) == (0o750, 0, gid)
     for name in CREDENTIALS:
-        assert stat.S_IMODE((creds / name).stat().st_mode) == 0o600, name
+        info = (creds / name).stat()
+        assert (stat.S_IMODE(info.st_mode), info.st_uid, info.st_gid) == (0o640, 0, gid), name
     api_key = (creds / "apikey").read_text().strip()
     assert api_key.startswith("sk-c2a-") and len(api_key) >= 40
     assert (creds / "sessions").read_text() == ""
@@ -130,7 +155,7 @@ def test_install_service_sets_up_what_the_readme_says_and_twice_changes_nothing(
     assert log.read_text().splitlines() == ["systemctl daemon-reload", "systemctl enable claude2api.service"]
 
     # The operator fills in the sessions and loosens a mode by mistake; a re-run (an upgrade)
-    # keeps every secret, restores 0600, and now restarts the service.
+    # keeps every secret, restores 0640, and now restarts the service.
     (creds / "sessions").write_text("sk-ant-sid01-operator-secret\n")
     (creds / "admin_key").chmod(0o644)
     (etc / "config.yaml").write_text("log_level: debug\n")
@@ -141,7 +166,7 @@ def test_install_service_sets_up_what_the_readme_says_and_twice_changes_nothing(
     assert second.returncode == 0, second.stderr
     after = tree_state(root)
     admin = "etc/claude2api/credentials/admin_key"
-    assert stat.S_IMODE(after[admin][0]) == 0o600
+    assert stat.S_IMODE(after[admin][0]) == 0o640
     before[admin] = (after[admin][0], *before[admin][1:])
     assert after == before  # nothing else changed: not one byte, mode or mtime
     assert (creds / "sessions").read_text() == "sk-ant-sid01-operator-secret\n"
