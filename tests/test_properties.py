@@ -3,6 +3,7 @@ the stop cutter and prompt building. Derandomized, so a run is reproducible."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import tracemalloc
 from types import SimpleNamespace
@@ -59,7 +60,7 @@ def feed_in_pieces(raw: bytes, cuts: list[int]) -> list[tuple[str | None, bytes]
     parser = SSEParser()
     frames: list[tuple[str | None, bytes]] = []
     bounds = [0, *sorted(c % (len(raw) + 1) for c in cuts), len(raw)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         frames += parser.feed(raw[start:end])
     return frames + parser.close()
 
@@ -118,7 +119,7 @@ def translate(raw: bytes, cuts: list[int]) -> list[Any]:
     parser, stream = SSEParser(), StreamTranslator(clock=lambda: 1_700_000_000.0)
     events: list[Any] = []
     bounds = [0, *sorted(c % (len(raw) + 1) for c in cuts), len(raw)]
-    for start, end in zip(bounds, bounds[1:], strict=False):
+    for start, end in itertools.pairwise(bounds):
         for name, data in parser.feed(raw[start:end]):
             events += stream.handle(name, data)
     for name, data in parser.close():
