@@ -8,7 +8,7 @@ Starts the fake claude.ai (this file with ``--serve-fake``: ``bench/fake_server.
 fake plus a control route that counts the conversations left in the account) and the daemon
 (``python -m claude2api``) as separate processes, on loopback only. Then, at once:
 
-* ``--slow-streams`` streams that stay open the whole run (one token a second), each two sockets
+* ``--slow-streams`` streams that stay open the whole run (one token, then silence), each two sockets
   in the daemon (client side and claude.ai side);
 * ``--clients`` concurrent clients for ``--duration`` seconds, each looping over a mix of
   streamed and plain chats in both dialects, streams abandoned after the first token, bad input
@@ -217,9 +217,11 @@ async def slow_stream(
     seconds: int,
     answered: asyncio.Event,
 ) -> None:
-    """One token a second for ``seconds`` (longer than the run, so the run's end closes it);
-    ``answered`` is set once the stream is open (its first token came) or refused."""
-    path, body = chat_body("openai_stream", seconds, 1000)
+    """One token at once, then silence for ``seconds`` (longer than the run, so the run's end
+    closes it; the daemon's keep-alives flow meanwhile): a held stream costs memory and sockets,
+    not CPU. ``answered`` is set once the stream is open (its first token came) or refused."""
+    path, body = chat_body("openai_stream", 2, 0)
+    body["messages"][0]["content"] += f";stall_after=1;stall_s={seconds}"
     headers = {"Authorization": f"Bearer {key}"}
     try:
         async with http.post(url + path, json=body, headers=headers) as resp:
@@ -250,11 +252,11 @@ async def slow_stream(
 async def open_slow_streams(
     http: aiohttp.ClientSession, url: str, key: str, count: int, stop: asyncio.Event, slow: SlowStreams, seconds: int
 ) -> list[asyncio.Task[None]]:
-    """Open ``count`` slow streams, 100 at a time, and wait until each answered (or failed)."""
+    """Open ``count`` slow streams, 500 at a time, and wait until each answered (or failed)."""
     tasks: list[asyncio.Task[None]] = []
     started = time.monotonic()
-    for start in range(0, count, 100):
-        answered = [asyncio.Event() for _ in range(min(100, count - start))]
+    for start in range(0, count, 500):
+        answered = [asyncio.Event() for _ in range(min(500, count - start))]
         tasks += [asyncio.create_task(slow_stream(http, url, key, stop, slow, seconds, a)) for a in answered]
         await asyncio.gather(*(a.wait() for a in answered))
     slow.open_seconds = time.monotonic() - started
