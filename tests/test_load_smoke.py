@@ -41,5 +41,5 @@ def test_quick_load_run(tmp_path: Path) -> None:
         assert result["latency_ms"][kind]["count"] > 0, kind
     assert result["latency_ms"]["all"]["p99"] > 0
     daemon = result["daemon"]
-    assert daemon["fds"]["with_slow_streams"] >= daemon["fds"]["start"] + 2 * 200  # two sockets a stream
+    assert daemon["fds"]["with_slow_streams"] >= 2 * 200  # two sockets a stream
     assert daemon["rss_kb"]["peak"] > 0 and daemon["exit_status"] == 0
