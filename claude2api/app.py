@@ -9,6 +9,7 @@ error rendering, CORS, authentication.
 from __future__ import annotations
 
 import asyncio
+import copy
 import importlib
 import importlib.util
 import json
@@ -18,6 +19,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -391,6 +394,7 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     with ``/v1``, which Anthropic SDKs add themselves); both under the mirror prefix when enabled.
     The model list answers on every prefix: both SDKs read it."""
     app.router.add_get("/health", health)
+    app.router.add_get("/openapi.json", openapi_document)
     app.router.add_get("/admin/sessions", admin_sessions)
     mirror = [settings.mirror_api_prefix + "/v1"] if settings.enable_mirror_api else []
     # "" and /v1/v1: base URLs pasted without /v1, or with it where the client adds its own.
@@ -418,6 +422,27 @@ async def health(request: web.Request) -> web.Response:
     for session in services.pool.snapshot():
         states[session["state"]] = states.get(session["state"], 0) + 1
     return web.json_response({"status": "ok", "sessions": states})
+
+
+@cache
+def openapi_base() -> dict[str, Any]:
+    """The HTTP surface as shipped in ``claude2api/openapi.json`` (routes of the default setup)."""
+    return json.loads((resources.files("claude2api") / "openapi.json").read_bytes())
+
+
+def openapi_for(settings: Settings) -> dict[str, Any]:
+    """The document for this configuration: the shipped one, plus the mirror routes when mirror mode is on."""
+    doc = copy.deepcopy(openapi_base())
+    if settings.enable_mirror_api:
+        mirror = settings.mirror_api_prefix + "/v1"
+        for path in ("/chat/completions", "/messages", "/messages/count_tokens", "/models", "/models/{model_id}"):
+            doc["paths"][mirror + path] = doc["paths"]["/v1" + path]
+    return doc
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """``GET /openapi.json``, without a key: it tells nothing the README does not."""
+    return web.json_response(openapi_for(request.app[SERVICES].settings))
 
 
 async def admin_sessions(request: web.Request) -> web.Response:
@@ -587,7 +612,7 @@ def _is_mirror_count_tokens(request: web.Request) -> bool:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == "/health":
+    if request.path in ("/health", "/openapi.json"):
         return await handler(request)
     services = request.app[SERVICES]
     if is_mirror_path(request):
