@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from anthropic.types import Message as SDKMessage
 
-from claude2api.chat import (
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.types import (
     ChatRequest,
     ImagePart,
     Limit,
@@ -29,9 +31,7 @@ from claude2api.dialects.anthropic import (
     parse_count_tokens,
     parse_messages_request,
 )
-from claude2api.errors import APIError
-from claude2api.models import ModelCatalog
-from claude2api.prompt import build_prompt
+from claude2api.pipeline.transcript import build_prompt
 
 CATALOG = ModelCatalog()
 MODEL = "claude-sonnet-4-6"

@@ -19,9 +19,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from claude2api.core.failures import APIError
+from claude2api.core.stops import StopCutter
 from claude2api.dialects.openai import _unfence, strip_think_blocks
-from claude2api.errors import APIError
-from claude2api.stops import StopCutter
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon
 

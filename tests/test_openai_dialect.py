@@ -11,7 +11,20 @@ from openai._streaming import SSEDecoder
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from claude2api.chat import ChatRequest, ImagePart, Limit, Message, Stop, TextDelta, TextPart, ThinkingDelta
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.stops import StopCutter
+from claude2api.core.tokens import TokenCounter, estimate_request_tokens, estimate_tokens
+from claude2api.core.types import (
+    ChatRequest,
+    ImagePart,
+    Limit,
+    Message,
+    Stop,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+)
 from claude2api.dialects.openai import (
     OpenAICollector,
     OpenAIOptions,
@@ -19,10 +32,6 @@ from claude2api.dialects.openai import (
     models_list,
     parse_chat_request,
 )
-from claude2api.errors import APIError
-from claude2api.models import ModelCatalog
-from claude2api.stops import StopCutter
-from claude2api.tokens import TokenCounter, estimate_request_tokens, estimate_tokens
 
 CATALOG = ModelCatalog()
 MODEL = "claude-sonnet-4-6"

@@ -7,7 +7,7 @@ are indexed 0, 1, 2... in order; a late failure is an ``error`` event and the st
 without ``message_stop``.
 
 claude.ai's own frames look like these but are never passed through: the renderers only see the
-neutral events of :mod:`claude2api.chat`, so web-only frames and fields cannot leak.
+neutral events of :mod:`claude2api.core.types`, so web-only frames and fields cannot leak.
 """
 
 from __future__ import annotations
@@ -19,20 +19,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claude2api.chat import (
-    ChatRequest,
-    Event,
-    ImagePart,
-    Message,
-    Part,
-    TextPart,
-    Thinking,
-)
-from claude2api.errors import APIError, bad_request, clip
-from claude2api.images import decode_data_url, is_image_media_type
-from claude2api.models import ModelCatalog
-from claude2api.reply import ReplyCutter
-from claude2api.stops import MAX_STOP_LENGTH
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError, bad_request, clip
+from claude2api.core.reply import ReplyCutter
+from claude2api.core.stops import MAX_STOP_LENGTH
+from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, TextPart, Thinking
+from claude2api.upstream.image_http import decode_data_url, is_image_media_type
 
 
 def _dumps(obj: object) -> str:

@@ -18,21 +18,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claude2api.chat import (
-    ChatRequest,
-    Event,
-    ImagePart,
-    Message,
-    Part,
-    Role,
-    TextPart,
-    Thinking,
-)
-from claude2api.errors import APIError, bad_request, clip
-from claude2api.images import is_image_media_type
-from claude2api.models import ModelCatalog, ModelInfo
-from claude2api.reply import ReplyCutter
-from claude2api.stops import MAX_STOP_LENGTH
+from claude2api.core.catalog import ModelCatalog, ModelInfo
+from claude2api.core.failures import APIError, bad_request, clip
+from claude2api.core.reply import ReplyCutter
+from claude2api.core.stops import MAX_STOP_LENGTH
+from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, Role, TextPart, Thinking
+from claude2api.upstream.image_http import is_image_media_type
 
 
 def _dumps(obj: object) -> str:

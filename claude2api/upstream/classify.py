@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import Failure, UpstreamError
-from .resets import reset_time, retry_after_time
+from claude2api.core.failures import Failure, UpstreamError
+from claude2api.upstream.resets import reset_time, retry_after_time
 
 _CHALLENGE_MARKERS = (b"Just a moment...", b"/cdn-cgi/challenge-platform/")
 _RESET_KEYS = ("resetsAt", "resets_at", "reset_at", "resetAt")

@@ -157,7 +157,7 @@ CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop)
 class ChatContext:
     """Per-request state handed down the chat middleware chain.
 
-    ``services`` is the daemon's :class:`claude2api.app.Services` (settings, pool, upstream client);
+    ``services`` is the daemon's :class:`claude2api.http.services.Services` (settings, pool, upstream client);
     ``session`` is set by the session-selection middleware; ``extras`` is free for plugins.
     """
 

@@ -11,13 +11,13 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from .chat import ChatHandler
-from .cleanup import Janitor
-from .config import Settings
-from .errors import APIError, Failure, UpstreamError
-from .models import ModelCatalog
-from .sessions import Session, SessionPool, plan_of
-from .upstream.client import ClaudeWebClient, choose_organization
+from claude2api.accounts.pool import Session, SessionPool, plan_of
+from claude2api.config import Settings
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError, Failure, UpstreamError
+from claude2api.core.types import ChatHandler
+from claude2api.upstream.client import ClaudeWebClient, choose_organization
+from claude2api.upstream.janitor import Janitor
 
 MIRROR_CACHE_SIZE = 256
 #: Mirror-mode session keys claude.ai rejected, remembered (as hashes) at most this many.

@@ -26,18 +26,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import statefile
-from .chat import Limit
-from .errors import APIError, Failure, UpstreamError
-from .logs import fingerprint, get_logger
-from .upstream.client import (
+from claude2api.accounts import statefile
+from claude2api.core.failures import APIError, Failure, UpstreamError
+from claude2api.core.types import Limit
+from claude2api.logs import fingerprint, get_logger
+from claude2api.upstream.client import (
     Account,
     ClaudeWebClient,
     account_flag_error,
     canonical_org_id,
     choose_organization,
 )
-from .upstream.resets import clamp_reset, parse_instant, reset_time
+from claude2api.upstream.resets import clamp_reset, parse_instant, reset_time
 
 log = get_logger(__name__)
 
@@ -175,7 +175,7 @@ class SessionPool:
         self.state = statefile.StateFile(state_path) if state_path is not None else None
         self.sessions: list[Session] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
-        #: Pending conversation clean-ups by session :func:`~claude2api.statefile.state_id` (set by the janitor).
+        #: Pending conversation clean-ups by session :func:`~claude2api.accounts.statefile.state_id` (set by the janitor).
         self.pending_cleanup: Callable[[], Mapping[str, int]] = dict
         self.saved = self.state.load() if self.state is not None else statefile.SavedState()
         if self.state is not None:

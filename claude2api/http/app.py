@@ -1,7 +1,7 @@
 """The aiohttp application: shared resources, HTTP middlewares and routes.
 
 Resources (the upstream HTTP session, the image-download session, the session pool, the
-conversation janitor) live in one typed :class:`~claude2api.services.Services` object, created
+conversation janitor) live in one typed :class:`~claude2api.http.services.Services` object, created
 and torn down by a cleanup context. HTTP middlewares, outermost first: request id and access log,
 error rendering, CORS, authentication.
 """
@@ -29,19 +29,24 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
 from aiohttp_socks import ProxyConnector
 
-from . import api_anthropic, api_openai
-from .auth import check_api_key, key_matches, mirror_credentials, presented_key
-from .chat import ChatMiddleware, ChatMiddlewareFactory
-from .cleanup import Janitor
-from .config import ConfigError, Settings, is_loopback
-from .errors import APIError
-from .logs import get_logger
-from .models import ModelCatalog
-from .pipeline import build_chain, claude_web, retry_over_sessions_factory
-from .prompt import fetch_images_factory, history_to_file_factory, role_prefix_factory
-from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES, Services
-from .sessions import SessionPool
-from .upstream.client import ClaudeWebClient
+from claude2api.accounts.pool import SessionPool
+from claude2api.config import ConfigError, Settings, is_loopback
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
+from claude2api.http import handlers as api_anthropic
+from claude2api.http import handlers as api_openai
+from claude2api.http.auth import check_api_key, key_matches, mirror_credentials, presented_key
+from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES, Services
+from claude2api.logs import get_logger
+from claude2api.pipeline.attempt import claude_web
+from claude2api.pipeline.chain import build_chain
+from claude2api.pipeline.failover import retry_over_sessions_factory
+from claude2api.pipeline.history_file import history_to_file_factory
+from claude2api.pipeline.images import fetch_images_factory
+from claude2api.pipeline.transcript import transcript_factory
+from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.janitor import Janitor
 
 log = get_logger(__name__)
 
@@ -54,7 +59,7 @@ ALLOWED_ORIGIN = web.RequestKey("claude2api.allowed_origin", str)
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
     factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
-    factories += [role_prefix_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
+    factories += [transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
     middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares

@@ -18,11 +18,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from . import statefile
-from .errors import Failure, UpstreamError
-from .logs import fingerprint, get_logger
-from .sessions import SessionPool
-from .upstream.client import Account, ClaudeWebClient, canonical_org_id
+from claude2api.accounts import statefile
+from claude2api.accounts.pool import SessionPool
+from claude2api.core.failures import Failure, UpstreamError
+from claude2api.logs import fingerprint, get_logger
+from claude2api.upstream.client import Account, ClaudeWebClient, canonical_org_id
 
 log = get_logger(__name__)
 

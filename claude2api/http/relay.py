@@ -17,10 +17,10 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from .chat import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
-from .errors import APIError, Failure, UpstreamError, bad_request
-from .logs import get_logger
-from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.core.failures import APIError, Failure, UpstreamError, bad_request
+from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
+from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -9,15 +9,13 @@ retry-over-sessions, and finally :func:`claude_web`, which talks to claude.ai.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-from .chat import ChatContext, ChatHandler, ChatMiddleware, Event, Limit
-from .errors import APIError, Failure, UpstreamError
-from .logs import get_logger
-from .sessions import NoSessionAvailable, blocked_error, rate_limited_error
-from .upstream.client import Account, completion_body
+from claude2api.accounts.pool import NoSessionAvailable, blocked_error, rate_limited_error
+from claude2api.core.failures import APIError, Failure, UpstreamError
+from claude2api.core.types import ChatContext, ChatHandler, ChatMiddleware, Event, Limit
+from claude2api.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -33,20 +31,6 @@ _FAILURE_PRIORITY = (
     Failure.DISABLED,
     Failure.DEAD,
 )
-
-
-def build_chain(middlewares: Sequence[ChatMiddleware], terminal: ChatHandler) -> ChatHandler:
-    handler = terminal
-    for middleware in reversed(middlewares):
-        handler = _bind(middleware, handler)
-    return handler
-
-
-def _bind(middleware: ChatMiddleware, call_next: ChatHandler) -> ChatHandler:
-    def handler(ctx: ChatContext) -> AsyncIterator[Event]:
-        return middleware(ctx, call_next)
-
-    return handler
 
 
 def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
@@ -174,52 +158,3 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     return ctx.services.pool.unavailable_error(model, now)
 
 
-async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
-    """The end of the chain: one attempt on ``ctx.session``, cleaning up whatever happens."""
-    services = ctx.services
-    settings = services.settings
-    client = services.claude
-    request = ctx.request
-    session = ctx.session
-    if ctx.mirror_session is not None and session.org_id:
-        account = Account(session.key, session.org_id)  # verified by the auth middleware; no state file
-    else:
-        account = await services.pool.account(session, client)
-    files = [
-        await client.upload(account, image.data, image.media_type or "application/octet-stream")
-        for image in ctx.turn.images
-        if image.data is not None
-    ]
-    effort = request.thinking.effort if request.thinking else None
-    conv_id = str(uuid.uuid4())
-    streaming = finished = False
-    task = asyncio.current_task()
-    assert task is not None
-    services.upstream_tasks.add(task)
-    try:
-        if settings.upstream_protocol == "2025":
-            await client.create_conversation(account, conv_id, model=request.upstream_model)
-            if effort:
-                await client.update_conversation_settings(account, conv_id, {"paprika_mode": "extended"})
-        body = completion_body(
-            ctx.turn,
-            protocol=settings.upstream_protocol,
-            model=request.upstream_model,
-            files=files,
-            thinking_effort=effort,
-        )
-        async for event in client.completion(account, conv_id, body):
-            streaming = True
-            yield event
-        finished = True
-    except asyncio.CancelledError:
-        if not (services.cutting and task.cancelling()):
-            raise
-        task.uncancel()  # the shutdown cut: an error the client hears about, not a silent cancel
-        raise UpstreamError(Failure.TRANSIENT, "claude2api is shutting down; the reply was cut short") from None
-    finally:
-        services.upstream_tasks.discard(task)
-        # A failed or abandoned conversation is always deleted; a finished one when CHAT_DELETE is on.
-        services.janitor.schedule(
-            account, conv_id, stop=streaming and not finished, delete=settings.chat_delete or not finished
-        )
