@@ -31,6 +31,7 @@ from claude2api.dialects.anthropic import (
     parse_count_tokens,
     parse_messages_request,
 )
+from claude2api.dialects.anthropic import error_body as anthropic_error_body
 from claude2api.pipeline.transcript import build_prompt
 
 CATALOG = ModelCatalog()
@@ -197,13 +198,13 @@ def test_bad_requests_are_400_invalid_request_error(body: object, mentions: str)
     error = parse_error(body)
     assert error.status == 400
     assert mentions in error.message
-    assert error.anthropic_body()["error"]["type"] == "invalid_request_error"
+    assert anthropic_error_body(error)["error"]["type"] == "invalid_request_error"
 
 
 def test_unknown_model_is_404_not_found_error() -> None:
     error = parse_error({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
     assert error.status == 404 and "gpt-4o" in error.message
-    assert error.anthropic_body()["error"]["type"] == "not_found_error"
+    assert anthropic_error_body(error)["error"]["type"] == "not_found_error"
 
 
 def test_system_as_string() -> None:

@@ -32,6 +32,7 @@ from claude2api.dialects.openai import (
     models_list,
     parse_chat_request,
 )
+from claude2api.dialects.openai import error_body as openai_error_body
 
 CATALOG = ModelCatalog()
 MODEL = "claude-sonnet-4-6"
@@ -132,7 +133,7 @@ def test_bad_requests(body: object, param: str | None) -> None:
     error = parse_error(body)
     assert error.status == 400
     assert error.param == param
-    assert error.openai_body()["error"]["type"] == "invalid_request_error"
+    assert openai_error_body(error)["error"]["type"] == "invalid_request_error"
 
 
 def test_missing_messages() -> None:
@@ -143,7 +144,7 @@ def test_missing_messages() -> None:
 def test_unknown_model_is_404_model_not_found() -> None:
     error = parse_error({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
     assert error.status == 404
-    assert error.openai_body() == {
+    assert openai_error_body(error) == {
         "error": {
             "message": "The model `gpt-4o` does not exist or you do not have access to it.",
             "type": "invalid_request_error",

@@ -3,41 +3,33 @@
 Resources (the upstream HTTP session, the image-download session, the session pool, the
 conversation janitor) live in one typed :class:`~claude2api.http.services.Services` object, created
 and torn down by a cleanup context. HTTP middlewares, outermost first: request id and access log,
-error rendering, CORS, authentication.
+error rendering, browser guard, authentication, body guard (:mod:`claude2api.http.middlewares`);
+the routes come from the route table (:mod:`claude2api.http.routes`).
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import importlib.util
-import json
-import re
 import resource
 import time
-import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
-import structlog
 from aiohttp import web
-from aiohttp.typedefs import Handler
-from aiohttp.web_protocol import RequestHandler
 from aiohttp_socks import ProxyConnector
 
 from claude2api.accounts.pool import SessionPool
-from claude2api.config import ConfigError, Settings, is_loopback
+from claude2api.config import ConfigError, Settings
 from claude2api.core.catalog import ModelCatalog
-from claude2api.core.failures import APIError
 from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
-from claude2api.http import handlers as api_anthropic
-from claude2api.http import handlers as api_openai
-from claude2api.http.auth import check_api_key, key_matches, mirror_credentials, presented_key
-from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES, Services
+from claude2api.http.listener import GuardedRunner, ListenerLimits
+from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
+from claude2api.http.routes import add_routes
+from claude2api.http.services import SERVICES, Services
 from claude2api.logs import get_logger
 from claude2api.pipeline.attempt import claude_web
 from claude2api.pipeline.chain import build_chain
@@ -52,8 +44,6 @@ log = get_logger(__name__)
 
 #: The settings the daemon started with: the listener's limits, which a reload cannot change.
 STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
-#: The browser origin a request may be answered to (CORS), when it is an allowed one.
-ALLOWED_ORIGIN = web.RequestKey("claude2api.allowed_origin", str)
 
 
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
@@ -122,13 +112,13 @@ def upstream_session(settings: Settings) -> aiohttp.ClientSession:
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
     app = web.Application(
-        middlewares=[request_context, error_middleware, browser_guard, auth_middleware, body_guard],
+        middlewares=MIDDLEWARES,
         client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
     )
     app[STARTUP_SETTINGS] = settings
     chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
 
-    async def services_ctx(app: web.Application):
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         upstream = upstream_session(settings)
         images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
         client = ClaudeWebClient(
@@ -169,7 +159,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             await images.close()
 
     app.cleanup_ctx.append(services_ctx)
-    app.on_response_prepare.append(_add_common_headers)
+    app.on_response_prepare.append(add_common_headers)
     add_routes(app, settings)
     return app
 
@@ -265,402 +255,3 @@ def connection_cap(settings: Settings) -> int:
     return max(1, (soft - RESERVED_FDS) // FDS_PER_STREAM)
 
 
-@dataclass(frozen=True)
-class ListenerLimits:
-    header_read_timeout: float
-    max_connections: int
-
-
-def _raw_error(status: str, message: str, code: str) -> bytes:
-    """A whole HTTP response written before any request was parsed; the body reads as an error in
-    both dialects (OpenAI's ``error.message``, Anthropic's ``type``/``error.type``)."""
-    body = json.dumps({"type": "error", "error": {"type": "api_error", "message": message, "code": code}}).encode()
-    head = (
-        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-        "Connection: close\r\n\r\n"
-    )
-    return head.encode() + body
-
-
-class GuardedHandler(RequestHandler):
-    """aiohttp's connection protocol plus a header deadline and the connection cap.
-
-    A client gets ``header_read_timeout`` seconds from connecting (or from the first byte of a
-    later request on a kept-alive connection) to finish its request line and headers; then it is
-    answered 408 and closed. Beyond the cap a new connection is answered 503 at once and closed,
-    before the process runs out of file descriptors and fails in ``accept()``.
-    """
-
-    def __init__(self, manager: GuardedServer, **kwargs: Any) -> None:
-        super().__init__(manager, **kwargs)
-        self._guard = manager
-        self._header_timer: asyncio.TimerHandle | None = None
-        self._counted = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        guard = self._guard
-        if guard.open_connections >= guard.limits.max_connections:
-            self._force_close = True
-            assert isinstance(transport, asyncio.Transport)
-            transport.write(guard.refusal)
-            transport.close()
-            guard.refused += 1
-            if guard.refused == 1 or guard.refused % 1000 == 0:
-                log.warning("connection_refused_at_cap", max_connections=guard.limits.max_connections, refused=guard.refused)
-            return
-        guard.open_connections += 1
-        self._counted = True
-        super().connection_made(transport)
-        self._arm_header_timer()
-
-    def data_received(self, data: bytes) -> None:
-        requests_before = self._request_count
-        super().data_received(data)
-        if self._request_count != requests_before:
-            self._disarm_header_timer()
-        elif self._header_timer is None and self._waiter is not None and data:
-            self._arm_header_timer()  # a kept-alive connection started its next request
-
-    def close_after_response(self) -> None:
-        """Close once the response is out, without the usual lingering read of an unread body:
-        a client that stalled its body gets no more time."""
-        self._lingering_time = 0.0
-
-    def connection_lost(self, exc: BaseException | None) -> None:
-        self._disarm_header_timer()
-        if self._counted:
-            self._counted = False
-            self._guard.open_connections -= 1
-        super().connection_lost(exc)
-
-    def _arm_header_timer(self) -> None:
-        self._header_timer = self._loop.call_later(self._guard.limits.header_read_timeout, self._headers_too_slow)
-
-    def _disarm_header_timer(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-
-    def _headers_too_slow(self) -> None:
-        self._header_timer = None
-        if self.transport is not None and not self._request_in_progress and not self._messages:
-            self.transport.write(self._guard.header_timeout_response)
-            self.force_close()
-
-
-class GuardedServer(web.Server):
-    """aiohttp's protocol factory, making :class:`GuardedHandler` connections."""
-
-    def __init__(self, *args: Any, limits: ListenerLimits, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.limits = limits
-        self.open_connections = 0
-        self.refused = 0
-        self.refusal = _raw_error(
-            "503 Service Unavailable",
-            f"claude2api is at its connection limit ({limits.max_connections} open connections, "
-            "MAX_CONNECTIONS); try again shortly",
-            "too_many_connections",
-        )
-        self.header_timeout_response = _raw_error(
-            "408 Request Timeout",
-            f"the request headers did not arrive within {limits.header_read_timeout:g} s (HEADER_READ_TIMEOUT)",
-            "request_timeout",
-        )
-
-    def __call__(self) -> GuardedHandler:
-        return GuardedHandler(self, loop=self._loop, **self._kwargs)
-
-
-class GuardedRunner(web.AppRunner):
-    """An AppRunner whose server is a :class:`GuardedServer`, built with the app's own handler settings."""
-
-    def __init__(self, app: web.Application, *, limits: ListenerLimits, **kwargs: Any) -> None:
-        super().__init__(app, **kwargs)
-        self.limits = limits
-
-    async def _make_server(self) -> web.Server:
-        plain = await super()._make_server()
-        return GuardedServer(
-            plain.request_handler,
-            request_factory=plain.request_factory,
-            handler_cancellation=plain.handler_cancellation,
-            loop=plain._loop,
-            limits=self.limits,
-            **plain._kwargs,
-        )
-
-
-def add_routes(app: web.Application, settings: Settings) -> None:
-    """OpenAI under ``/v1`` and ``/hf/v1`` (and the root and ``/v1/v1`` as aliases); Anthropic under ``/v1`` and ``/v1/v1`` (a base URL pasted
-    with ``/v1``, which Anthropic SDKs add themselves); both under the mirror prefix when enabled.
-    The model list answers on every prefix: both SDKs read it."""
-    app.router.add_get("/health", health)
-    app.router.add_get("/admin/sessions", admin_sessions)
-    mirror = [settings.mirror_api_prefix + "/v1"] if settings.enable_mirror_api else []
-    # "" and /v1/v1: base URLs pasted without /v1, or with it where the client adds its own.
-    openai_prefixes = ["/v1", "/hf/v1", "", "/v1/v1", *mirror]
-    anthropic_prefixes = ["/v1", "/v1/v1", *mirror]
-    for prefix in openai_prefixes:
-        app.router.add_post(prefix + "/chat/completions", api_openai.chat_completions)
-    for prefix in anthropic_prefixes:
-        app.router.add_post(prefix + "/messages", api_anthropic.messages)
-        app.router.add_post(prefix + "/messages/count_tokens", api_anthropic.count_tokens)
-    for prefix in dict.fromkeys(openai_prefixes + anthropic_prefixes):
-        app.router.add_get(prefix + "/models", api_openai.list_models)
-        app.router.add_get(prefix + "/models/{model_id}", api_openai.get_model)
-
-
-async def health(request: web.Request) -> web.Response:
-    """``{"status": "ok"}`` for anyone; session counts only for a caller with an API or admin key."""
-    services = request.app[SERVICES]
-    settings = services.settings
-    presented = presented_key(request)
-    accepted = settings.api_keys + ((settings.admin_key,) if settings.admin_key else ())
-    if presented is None or not accepted or not key_matches(presented, accepted):
-        return web.json_response({"status": "ok"})
-    states: dict[str, int] = {}
-    for session in services.pool.snapshot():
-        states[session["state"]] = states.get(session["state"], 0) + 1
-    return web.json_response({"status": "ok", "sessions": states})
-
-
-async def admin_sessions(request: web.Request) -> web.Response:
-    """Every configured session's state, for operators; keys appear only as fingerprints."""
-    services = request.app[SERVICES]
-    return web.json_response({"object": "list", "data": services.pool.snapshot()})
-
-
-# -- HTTP middlewares ------------------------------------------------------------------------
-
-
-def dialect_of(path: str) -> str:
-    return "anthropic" if "/v1/messages" in path else "openai"
-
-
-def is_mirror_path(request: web.Request) -> bool:
-    settings = request.app[SERVICES].settings
-    prefix = settings.mirror_api_prefix
-    return settings.enable_mirror_api and (request.path == prefix or request.path.startswith(prefix + "/"))
-
-
-#: A client's own request id is echoed only when it is short printable ASCII (it goes into logs and headers).
-_REQUEST_ID = re.compile(r"[!-~]{1,128}")
-
-
-@web.middleware
-async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id on every log line and on the response; one access line per request."""
-    offered = request.headers.get("x-request-id", "")
-    request_id = offered if _REQUEST_ID.fullmatch(offered) else f"req_{uuid.uuid4().hex}"
-    request[REQUEST_ID] = request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
-    status = 500
-    try:
-        response = await handler(request)
-        status = response.status
-        return response
-    finally:
-        if request.path != "/health":
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
-
-
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Every error leaves as JSON in the client's dialect; never a traceback."""
-    try:
-        return await handler(request)
-    except APIError as exc:
-        return error_response(request, exc)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        message = {
-            404: f"Unknown route: {request.method} {request.path}",
-            405: f"Method {request.method} is not allowed on {request.path}",
-            413: "Request body too large",
-        }.get(exc.status, exc.reason)
-        return error_response(request, APIError(exc.status, message))
-    except Exception:
-        log.exception("unhandled_error")
-        return error_response(request, APIError(500, "internal error in claude2api", type="server_error"))
-
-
-def error_response(request: web.Request, error: APIError) -> web.Response:
-    request_id = request.get(REQUEST_ID)
-    if dialect_of(request.path) == "anthropic":
-        body = error.anthropic_body(request_id)
-    else:
-        body = error.openai_body()
-    return web.json_response(body, status=error.status, headers=error.headers)
-
-
-CORS_ALLOW_HEADERS = (
-    "Authorization, Content-Type, x-api-key, anthropic-version, anthropic-beta, "
-    "anthropic-dangerous-direct-browser-access, x-request-id"
-)
-
-
-def allowed_origin(origin: str, settings: Settings) -> str | None:
-    """What ``Access-Control-Allow-Origin`` may say to ``origin``: ``*``, the origin itself, or nothing."""
-    if "*" in settings.cors_origins:
-        return "*"
-    return origin if origin.rstrip("/") in settings.cors_origins else None
-
-
-def _host_is_loopback(host_header: str) -> bool:
-    try:
-        hostname = urlsplit("//" + host_header).hostname
-    except ValueError:
-        return False
-    return hostname is not None and (is_loopback(hostname) or hostname.endswith(".localhost"))
-
-
-def _forbidden(message: str, code: str) -> APIError:
-    return APIError(403, message, type="permission_error", code=code)
-
-
-@web.middleware
-async def browser_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """What a web page the operator visits may do: only what ``CORS_ORIGINS`` allows.
-
-    Without an API key the daemon trusts whoever reaches it, so it refuses a ``Host`` that is not
-    a loopback name (DNS rebinding) and any request whose ``Origin`` is not allowed. With a key a
-    page cannot authenticate anyway; it merely gets no CORS headers. The admin route never answers
-    a cross-origin request. Preflights are answered here, before authentication (they carry no key).
-    """
-    settings = request.app[SERVICES].settings
-    keyless = not settings.api_keys
-    host = request.headers.get("Host")
-    if keyless and host is not None and is_loopback(settings.host) and not _host_is_loopback(host):
-        raise _forbidden(
-            "This daemon has no API key, so it only answers requests addressed to a loopback name "
-            "(localhost, 127.0.0.1, [::1]); set APIKEY to serve other host names.",
-            "host_not_allowed",
-        )
-    origin = request.headers.get("Origin")
-    if origin is None:
-        return await handler(request)
-    if request.path == "/admin" or request.path.startswith("/admin/"):
-        raise _forbidden("The admin API does not answer cross-origin (browser) requests.", "cross_origin_refused")
-    allowed = allowed_origin(origin, settings)
-    if allowed is None and keyless:
-        raise _forbidden(
-            "Requests from this Origin are refused: the daemon has no API key and the origin is not in CORS_ORIGINS.",
-            "origin_not_allowed",
-        )
-    if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-        if allowed is None:
-            raise _forbidden("This Origin is not in CORS_ORIGINS.", "origin_not_allowed")
-        requested = request.headers.get("Access-Control-Request-Headers")
-        return web.Response(
-            status=204,
-            headers={
-                "Access-Control-Allow-Origin": allowed,
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
-                "Access-Control-Allow-Headers": requested or CORS_ALLOW_HEADERS,
-                "Access-Control-Max-Age": "86400",
-                "Vary": "Origin",
-            },
-        )
-    if allowed is not None:
-        request[ALLOWED_ORIGIN] = allowed
-    return await handler(request)
-
-
-def credential_required(request: web.Request) -> bool:
-    """Whether this request must carry a key header, which a browser cannot add without a preflight."""
-    settings = request.app[SERVICES].settings
-    if is_mirror_path(request):
-        return request.path.endswith(("/chat/completions", "/messages"))
-    if request.path.startswith("/admin/"):
-        return True
-    return bool(settings.api_keys)
-
-
-def _is_mirror_count_tokens(request: web.Request) -> bool:
-    return is_mirror_path(request) and request.path.endswith("/messages/count_tokens")
-
-
-@web.middleware
-async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    if request.path == "/health":
-        return await handler(request)
-    services = request.app[SERVICES]
-    if is_mirror_path(request):
-        if request.path.endswith("/chat/completions") or request.path.endswith("/messages"):
-            credentials = mirror_credentials(request)
-            await services.verify_mirror_session(*credentials)  # before the body is even read
-            request[MIRROR_CREDENTIALS] = credentials
-        return await handler(request)
-    settings = services.settings
-    if request.path.startswith("/admin/"):
-        if not settings.admin_key:
-            raise APIError(404, "The admin API is off: set ADMIN_KEY to turn it on.", code="admin_disabled")
-        check_api_key(request, (settings.admin_key,))
-        return await handler(request)
-    check_api_key(request, settings.api_keys)
-    return await handler(request)
-
-
-_JSON_CONTENT_TYPE = re.compile(r"application/(?:[\w.+-]+\+)?json", re.IGNORECASE)
-
-
-@web.middleware
-async def body_guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read a request body within ``body_read_timeout``, after authentication, under the route's cap.
-
-    A request that needs no key header is a "simple" cross-origin request for a browser when its
-    body is ``text/plain`` (or a form, or untyped): such bodies must say JSON. Mirror mode's
-    ``count_tokens`` needs no credential at all, so its bodies are capped small.
-    """
-    if request.method not in ("POST", "PUT", "PATCH"):
-        return await handler(request)
-    settings = request.app[SERVICES].settings
-    if not credential_required(request) and not _JSON_CONTENT_TYPE.fullmatch(request.content_type):
-        raise APIError(
-            415,
-            "Send the body as JSON with `Content-Type: application/json` "
-            f"(got {request.content_type or 'none'!r}).",
-            code="unsupported_media_type",
-        )
-    if _is_mirror_count_tokens(request):
-        cap = settings.mirror_count_tokens_max_kb * 1024
-        if request.content_length is not None and request.content_length > cap:
-            raise APIError(413, f"Request body too large: mirror count_tokens takes at most {cap} bytes")
-        request = request.clone(client_max_size=cap)
-    try:
-        async with asyncio.timeout(settings.body_read_timeout):
-            await request.read()
-    except TimeoutError:
-        if isinstance(request.protocol, GuardedHandler):
-            request.protocol.close_after_response()
-        raise APIError(
-            408,
-            f"The request body did not arrive within {settings.body_read_timeout:g} s (BODY_READ_TIMEOUT).",
-            code="request_timeout",
-            headers={"Connection": "close"},
-        ) from None
-    return await handler(request)
-
-
-async def _add_common_headers(request: web.Request, response: web.StreamResponse) -> None:
-    allowed = request.get(ALLOWED_ORIGIN)
-    if allowed is not None:
-        response.headers.setdefault("Access-Control-Allow-Origin", allowed)
-        response.headers.setdefault("Access-Control-Expose-Headers", "x-request-id, request-id")
-    origins = request.app[SERVICES].settings.cors_origins
-    if origins and "*" not in origins:
-        response.headers.setdefault("Vary", "Origin")  # the answer depends on who asks
-    request_id = request.get(REQUEST_ID)
-    if request_id:
-        response.headers["x-request-id"] = request_id
-        response.headers["request-id"] = request_id

@@ -1,98 +1,47 @@
-"""HTTP handlers: chat completions, messages, token counting and the model list."""
+"""HTTP handlers: the chat handler (one per dialect, built from its :class:`Dialect`), token
+counting, the model list, health and the admin view."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
-from claude2api.core.failures import APIError, UpstreamError, clip
+from claude2api.core.failures import model_not_found
+from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
-from claude2api.dialects.anthropic import (
-    AnthropicCollector,
-    AnthropicStream,
-    parse_count_tokens,
-    parse_messages_request,
-)
-from claude2api.dialects.openai import (
-    OpenAICollector,
-    OpenAIStream,
-    model_object,
-    models_list,
-    parse_chat_request,
-)
+from claude2api.dialects.anthropic import parse_count_tokens
+from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.openai import model_object, models_list
 from claude2api.http import relay
+from claude2api.http.auth import key_matches, presented_key
 from claude2api.http.services import SERVICES
 
 
-async def chat_completions(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    body = await relay.read_json(request)
-    chat_request, options = parse_chat_request(body, services.catalog)
-    ctx = relay.chat_context(request, chat_request, "openai")
-    render_args = {
-        "model": chat_request.model,
-        "options": options,
-        "thinking_output": services.settings.thinking_output,
-        "prompt_tokens": estimate_request_tokens(chat_request),
-        "stops": chat_request.stop,
-        "max_tokens": chat_request.max_tokens,
-    }
-    events, head = await relay.start(ctx)
-    if chat_request.stream:
-        return await relay.stream(
-            request,
-            events,
-            head,
-            OpenAIStream(**render_args),
-            keepalive_interval=services.settings.keepalive_interval,
-        )
-    result = await relay.collect(events, head, OpenAICollector(**render_args))
-    return web.json_response(result, dumps=relay.compact_json)
+def chat_handler(dialect: Dialect) -> Handler:
+    """The chat endpoint of ``dialect``: parse, run the chain to the commit point, stream or collect."""
 
+    async def chat(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+        body = await relay.read_json(request)
+        chat_request, options = dialect.parse(body, services.catalog)
+        ctx = relay.chat_context(request, chat_request, dialect.name)
+        events, head = await relay.start(ctx)
+        # Counted once the plugins ran (they run before the first event): their prompt counts too.
+        spec = ReplySpec(chat_request, options, estimate_request_tokens(ctx.request), services.settings.thinking_output)
+        if chat_request.stream:
+            return await relay.stream(
+                request,
+                events,
+                head,
+                dialect.stream(spec),
+                dialect,
+                keepalive_interval=services.settings.keepalive_interval,
+            )
+        result = await relay.collect(events, head, dialect.collect(spec))
+        return web.json_response(result, dumps=compact_json)
 
-async def list_models(request: web.Request) -> web.Response:
-    return web.json_response(models_list(request.app[SERVICES].catalog))
-
-
-async def get_model(request: web.Request) -> web.Response:
-    model_id = request.match_info["model_id"]
-    info = request.app[SERVICES].catalog.get(model_id)
-    if info is None:
-        raise APIError(
-            404,
-            f"The model `{clip(model_id)}` does not exist or you do not have access to it.",
-            code="model_not_found",
-            param="model",
-        )
-    return web.json_response(model_object(info))
-
-
-async def messages(request: web.Request) -> web.StreamResponse:
-    services = request.app[SERVICES]
-    body = await relay.read_json(request)
-    chat_request, options = parse_messages_request(body, services.catalog)
-    ctx = relay.chat_context(request, chat_request, "anthropic")
-    render_args = {
-        "model": chat_request.model,
-        "options": options,
-        "prompt_tokens": estimate_request_tokens(chat_request),
-        "stops": chat_request.stop,
-        "max_tokens": chat_request.max_tokens,
-    }
-    events, head = await relay.start(ctx)
-    if chat_request.stream:
-        renderer = AnthropicStream(**render_args)
-        return await relay.stream(
-            request,
-            events,
-            head,
-            renderer,
-            error_frame=_error_event(renderer),
-            keepalive_interval=services.settings.keepalive_interval,
-        )
-    result = await relay.collect(events, head, AnthropicCollector(**render_args))
-    return web.json_response(result, dumps=relay.compact_json)
+    chat.__name__ = f"{dialect.name}_chat"
+    return chat
 
 
 async def count_tokens(request: web.Request) -> web.Response:
@@ -102,12 +51,34 @@ async def count_tokens(request: web.Request) -> web.Response:
     return web.json_response({"input_tokens": estimate_request_tokens(chat_request)})
 
 
-def _error_event(renderer: AnthropicStream) -> Callable[[UpstreamError], bytes]:
-    """A late failure as the ``error`` event, typed as its HTTP error would have been
-    (``overloaded_error``, ``rate_limit_error``, else ``api_error``)."""
+async def list_models(request: web.Request) -> web.Response:
+    """One body serves both SDKs (each reads the fields it knows)."""
+    return web.json_response(models_list(request.app[SERVICES].catalog))
 
-    def frame(exc: UpstreamError) -> bytes:
-        error = relay.upstream_api_error(exc).anthropic_body()["error"]
-        return renderer.error_frame(error["message"], error["type"])
 
-    return frame
+async def get_model(request: web.Request) -> web.Response:
+    model_id = request.match_info["model_id"]
+    info = request.app[SERVICES].catalog.get(model_id)
+    if info is None:
+        raise model_not_found(model_id)
+    return web.json_response(model_object(info))
+
+
+async def health(request: web.Request) -> web.Response:
+    """``{"status": "ok"}`` for anyone; session counts only for a caller with an API or admin key."""
+    services = request.app[SERVICES]
+    settings = services.settings
+    presented = presented_key(request)
+    accepted = settings.api_keys + ((settings.admin_key,) if settings.admin_key else ())
+    if presented is None or not accepted or not key_matches(presented, accepted):
+        return web.json_response({"status": "ok"})
+    states: dict[str, int] = {}
+    for session in services.pool.snapshot():
+        states[session["state"]] = states.get(session["state"], 0) + 1
+    return web.json_response({"status": "ok", "sessions": states})
+
+
+async def admin_sessions(request: web.Request) -> web.Response:
+    """Every configured session's state, for operators; keys appear only as fingerprints."""
+    services = request.app[SERVICES]
+    return web.json_response({"object": "list", "data": services.pool.snapshot()})

@@ -12,7 +12,12 @@ from claude2api.upstream.client import Account, completion_body
 
 
 async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
-    """The end of the chain: one attempt on ``ctx.session``, cleaning up whatever happens."""
+    """The end of the chain: one attempt on ``ctx.session``, cleaning up whatever happens.
+
+    Whatever fails after the account is known (an upload, the conversation set-up, the completion)
+    leaves the conversation to the janitor: stopped if it was generating, deleted unless it finished
+    and CHAT_DELETE is off.
+    """
     services = ctx.services
     settings = services.settings
     client = services.claude
@@ -22,11 +27,6 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         account = Account(session.key, session.org_id)  # verified by the auth middleware; no state file
     else:
         account = await services.pool.account(session, client)
-    files = [
-        await client.upload(account, image.data, image.media_type or "application/octet-stream")
-        for image in ctx.turn.images
-        if image.data is not None
-    ]
     effort = request.thinking.effort if request.thinking else None
     conv_id = str(uuid.uuid4())
     streaming = finished = False
@@ -34,6 +34,13 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     assert task is not None
     services.upstream_tasks.add(task)
     try:
+        # Inside the try: a failing upload is cleaned up like a failed completion. (In the 2025 flow
+        # uploads are account-level files that a conversation references; the 2026 flow will upload
+        # through the conversation, after it exists.)
+        files: list[str] = []
+        for image in ctx.turn.images:
+            if image.data is not None:
+                files.append(await client.upload(account, image.data, image.media_type or "application/octet-stream"))
         if settings.upstream_protocol == "2025":
             await client.create_conversation(account, conv_id, model=request.upstream_model)
             if effort:

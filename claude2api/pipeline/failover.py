@@ -1,9 +1,7 @@
-"""The chat middleware chain and its two built-in ends: session failover and the claude.ai call.
+"""Session failover: the last middleware before the claude.ai attempt (:mod:`claude2api.pipeline.attempt`).
 
-A middleware is an async generator ``mw(ctx, call_next)`` that may change ``ctx`` and re-yields
-(or rewrites) the events of ``call_next(ctx)``. The chain is, outermost first: plugins, prompt
-building (role prefixes, artifacts instruction), history-to-file, image fetching,
-retry-over-sessions, and finally :func:`claude_web`, which talks to claude.ai.
+It picks a session, tries the next on an account-level failure before any content, and turns
+what went wrong into the one client error (:data:`~claude2api.core.failures.CLIENT_ERRORS`).
 """
 
 from __future__ import annotations
@@ -12,8 +10,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from claude2api.accounts.pool import NoSessionAvailable, blocked_error, rate_limited_error
-from claude2api.core.failures import APIError, Failure, UpstreamError
+from claude2api.accounts.pool import NoSessionAvailable
+from claude2api.core.failures import (
+    CLIENT_ERRORS,
+    APIError,
+    Failure,
+    Refusal,
+    UpstreamError,
+    rate_limited_error,
+    upstream_api_error,
+)
 from claude2api.core.types import ChatContext, ChatHandler, ChatMiddleware, Event, Limit
 from claude2api.logs import get_logger
 
@@ -24,6 +30,7 @@ log = get_logger(__name__)
 _FAILURE_PRIORITY = (
     Failure.BLOCKED,
     Failure.TRANSIENT,
+    Failure.OVERLOADED,
     Failure.UNKNOWN,
     Failure.RATE_LIMITED,
     Failure.REQUEST_RATE,
@@ -63,7 +70,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                         except NoSessionAvailable as exc:
                             if failures:
                                 break
-                            raise exc.error from None
+                            raise no_session_error(exc, ctx) from None
                     tried.add(session)
                     ctx.session = session
                     committed = False
@@ -104,41 +111,29 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
         except TimeoutError:
             if not deadline.expired():
                 raise
-            raise APIError(
-                504,
-                f"claude.ai sent no reply within {services.settings.request_deadline:g} s (REQUEST_DEADLINE)",
-                code="request_timeout",
+            raise CLIENT_ERRORS[Refusal.DEADLINE].error(
+                f"claude.ai sent no reply within {services.settings.request_deadline:g} s (REQUEST_DEADLINE)"
             ) from None
 
     return retry_over_sessions
 
 
 def shutting_down_error() -> APIError:
-    return APIError(
-        503, "claude2api is shutting down; try again", type="service_unavailable_error", code="shutting_down"
-    )
+    return CLIENT_ERRORS[Refusal.SHUTTING_DOWN].error("claude2api is shutting down; try again")
 
 
 def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | None) -> APIError:
-    """The one error a client gets after every attempt failed before any content."""
-    now = ctx.services.clock()
+    """The one error a client gets after every attempt failed before any content: the failure
+    that says most (:data:`_FAILURE_PRIORITY`), as :data:`CLIENT_ERRORS` words it."""
     if not failures:
-        return ctx.services.pool.unavailable_error(model, now)
+        return no_session_error(ctx.services.pool.unavailable(model), ctx)
     by_kind: dict[Failure, list[UpstreamError]] = {}
     for failure in failures:
         by_kind.setdefault(failure.failure, []).append(failure)
     kind = next(k for k in _FAILURE_PRIORITY if k in by_kind)
     last = by_kind[kind][-1]
-    mirror = ctx.mirror_session is not None
-    if kind is Failure.BLOCKED:
-        return blocked_error(last.message)
-    if kind is Failure.TRANSIENT:
-        if "overloaded" in last.message:
-            return APIError(529, last.message, type="overloaded_error", code="overloaded")
-        return APIError(502, last.message, type="server_error", code="upstream_error")
-    if kind is Failure.UNKNOWN:
-        return APIError(502, last.message, type="server_error", code="upstream_error")
     if kind in (Failure.RATE_LIMITED, Failure.REQUEST_RATE):
+        now = ctx.services.clock()
         settings = ctx.services.settings
         resets = [f.reset_at or now + settings.cooldown_default_seconds for f in by_kind.get(Failure.RATE_LIMITED, [])]
         resets += [
@@ -146,15 +141,36 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
         ]
         return rate_limited_error(min(resets), now)
     if kind is Failure.MODEL_NOT_ALLOWED:
-        return APIError(
-            403,
-            f"the model `{ctx.request.model}` is not available on "
-            + ("this claude.ai account" if mirror else "any configured claude.ai account"),
-            code="model_not_allowed",
-            param="model",
-        )
-    if mirror:
-        return APIError(401, f"claude.ai rejected the session key ({last.message})", code="invalid_session_key")
-    return ctx.services.pool.unavailable_error(model, now)
+        return _model_not_allowed(ctx)
+    if kind in (Failure.DEAD, Failure.DISABLED):
+        if ctx.mirror_session is not None:
+            return CLIENT_ERRORS[Refusal.MIRROR_KEY_REJECTED].error(f"claude.ai rejected the session key ({last.message})")
+        return no_session_error(ctx.services.pool.unavailable(model), ctx)
+    return upstream_api_error(last)
 
 
+def no_session_error(exc: NoSessionAvailable, ctx: ChatContext) -> APIError:
+    """What the client hears when the pool has no session for it (the pool says why, not how)."""
+    reason = exc.reason
+    if reason is Failure.RATE_LIMITED:
+        return rate_limited_error(exc.reset_at or ctx.services.clock(), ctx.services.clock())
+    if reason is Failure.MODEL_NOT_ALLOWED:
+        return _model_not_allowed(ctx)
+    kind = CLIENT_ERRORS[reason]
+    if reason is Failure.BLOCKED:
+        return kind.error(exc.detail)
+    if reason is Refusal.SESSIONS_BUSY:
+        message = f"every claude.ai session is busy ({exc.detail}); try again shortly"
+        return kind.error(message, headers={"retry-after": "2"})
+    if reason is Refusal.NO_USABLE_SESSION:
+        return kind.error(f"no usable claude.ai session ({exc.detail})")
+    if reason is Refusal.NO_SESSION_CONFIGURED:
+        return kind.error("no claude.ai session is configured")
+    return kind.error("every claude.ai session failed this request")
+
+
+def _model_not_allowed(ctx: ChatContext) -> APIError:
+    where = "this claude.ai account" if ctx.mirror_session is not None else "any configured claude.ai account"
+    return CLIENT_ERRORS[Failure.MODEL_NOT_ALLOWED].error(
+        f"the model `{ctx.request.model}` is not available on {where}", param="model"
+    )

@@ -22,7 +22,6 @@ from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.types import Event, UpstreamTurn
 from claude2api.upstream.classify import classify_response
 from claude2api.upstream.image_http import upload_filename
-from claude2api.upstream.resets import parse_instant, reset_time
 from claude2api.upstream.sse import SSEParser
 from claude2api.upstream.translator import StreamTranslator
 
@@ -74,21 +73,6 @@ def transport_error(exc: BaseException) -> UpstreamError:
     return UpstreamError(Failure.TRANSIENT, f"could not reach claude.ai: {detail}")
 
 
-def choose_organization(orgs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The chat organization of an account.
-
-    Orgs that can chat win, and among them the one with the most capabilities (clewdr's rule), so
-    an API-only console org or a Max account's extra orgs do not break the lookup as they did in
-    the original (yushangxiao/claude2api#18).
-    """
-    valid = [o for o in orgs if isinstance(o, dict) and canonical_org_id(o.get("uuid")) is not None]
-    chat = [o for o in valid if "chat" in (o.get("capabilities") or [])]
-    pool = chat or [o for o in valid if o.get("rate_limit_tier") == "default_claude_ai"] or valid
-    if not pool:
-        return None
-    return max(pool, key=lambda o: len(o.get("capabilities") or []))
-
-
 def canonical_org_id(value: Any) -> str | None:
     """``value`` as a canonical UUID string, or ``None``.
 
@@ -102,27 +86,6 @@ def canonical_org_id(value: Any) -> str | None:
     except ValueError:
         return None
     return parsed if parsed == value.lower() else None
-
-
-def account_flag_error(org: dict[str, Any], now: float) -> UpstreamError | None:
-    """The org's live ``active_flags`` as a failure: banned is permanent, restricted lasts until its
-    ``expires_at`` (reference 4.1 and 7). Warnings and expired flags change nothing."""
-    for flag in org.get("active_flags") or []:
-        if not isinstance(flag, dict):
-            continue
-        kind = str(flag.get("type") or "")
-        expires = parse_instant(flag.get("expires_at"))
-        if expires is not None and expires <= now:
-            continue
-        if "banned" in kind:
-            return UpstreamError(Failure.DISABLED, f"claude.ai flagged the account ({kind})")
-        if "restricted" in kind:
-            return UpstreamError(
-                Failure.RATE_LIMITED,
-                f"claude.ai restricted the account ({kind})",
-                reset_at=reset_time(flag.get("expires_at"), now),
-            )
-    return None
 
 
 def completion_body(

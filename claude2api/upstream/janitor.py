@@ -31,7 +31,7 @@ MAX_BACKOFF_SECONDS = 600.0
 #: Clean-ups retried at the same time.
 RETRY_CONCURRENCY = 8
 #: Failures that pass: claude.ai down, blocking or limiting us. Others (a dead key, 4xx) will not.
-RETRYABLE = frozenset({Failure.TRANSIENT, Failure.BLOCKED, Failure.RATE_LIMITED, Failure.REQUEST_RATE})
+RETRYABLE = frozenset({Failure.TRANSIENT, Failure.OVERLOADED, Failure.BLOCKED, Failure.RATE_LIMITED, Failure.REQUEST_RATE})
 
 
 @dataclass(eq=False)
