@@ -67,7 +67,7 @@ def _message_text(message: Message, images: list[ImagePart]) -> str:
     for part in message.parts:
         if isinstance(part, TextPart):
             pieces.append(part.text)
-        else:
+        elif isinstance(part, ImagePart):
             images.append(part)
             pieces.append(f"[image {len(images)}]")
     text = "\n\n".join(pieces)
