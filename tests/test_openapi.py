@@ -25,7 +25,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 
-from claude2api.app import create_app, openapi_for
+from claude2api.http.app import create_app
+from claude2api.http.handlers import openapi_for
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon, run_daemon, settings_for
 

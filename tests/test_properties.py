@@ -13,15 +13,16 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from claude2api.chat import ChatContext, Stop, TextDelta, ThinkingDelta
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.stops import StopCutter
+from claude2api.core.types import ChatContext, Stop, TextDelta, ThinkingDelta
 from claude2api.dialects.anthropic import parse_messages_request
 from claude2api.dialects.openai import parse_chat_request
-from claude2api.errors import APIError
-from claude2api.models import ModelCatalog
-from claude2api.prompt import history_to_file_factory, role_prefix_factory
-from claude2api.stops import StopCutter
-from claude2api.upstream.client import StreamTranslator
+from claude2api.pipeline.history_file import history_to_file_factory
+from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.sse import SSEParser
+from claude2api.upstream.translator import StreamTranslator
 
 settings.register_profile(
     "claude2api", derandomize=True, database=None, deadline=None, suppress_health_check=[HealthCheck.too_slow]
@@ -266,7 +267,7 @@ def run_prompt_middlewares(request: Any, *, limit: int) -> ChatContext:
         return None
 
     history = history_to_file_factory(config)
-    role_prefix_factory(config)(ctx, lambda c: history(c, upstream))
+    transcript_factory(config)(ctx, lambda c: history(c, upstream))
     return ctx
 
 
