@@ -6,7 +6,7 @@ time of the read it arrived in. Both do the same work per event (split frames, `
 the data line), so their difference is what the daemon adds.
 
 The direct client performs the daemon's own upstream calls: POST the completion with the body the
-daemon would build (``completion_body``, 2026 protocol, conversation created on the fly) and the
+daemon would build (``Generation2026.completion_body``, 2026 protocol, conversation created on the fly) and the
 daemon's headers, parse the stream, then DELETE the conversation in the background as the
 daemon's janitor does.
 """
@@ -25,7 +25,8 @@ import aiohttp
 from claude2api.core.catalog import ModelCatalog
 from claude2api.core.types import Message, TextPart, UpstreamTurn
 from claude2api.pipeline.transcript import build_prompt
-from claude2api.upstream.client import ClaudeWebClient, completion_body
+from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.protocol import TurnOptions, generation
 
 from .fake_server import delta_texts
 
@@ -125,9 +126,7 @@ class DirectClient:
         ``on_first`` is called when the first content event arrives."""
         conv = str(uuid.uuid4())
         prompt, _ = build_prompt([Message("user", [TextPart(content)])])
-        body = completion_body(
-            UpstreamTurn(prompt=prompt), protocol="2026", model=UPSTREAM_MODEL, files=[], thinking_effort=None
-        )
+        body = generation("2026").completion_body(UpstreamTurn(prompt=prompt), TurnOptions(model=UPSTREAM_MODEL))
         headers = self._headers(self.key, f"/chat/{conv}", accept="text/event-stream")
         result = StreamResult(t_start=_now())
         dropped = False

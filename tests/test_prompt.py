@@ -17,6 +17,7 @@ from claude2api.core.types import (
 from claude2api.pipeline.history_file import HISTORY_FILE_INSTRUCTION, history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
 from claude2api.pipeline.transcript import ARTIFACTS_PREAMBLE, build_prompt, transcript_factory
+from claude2api.upstream.protocol import attachment_wire
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
@@ -153,7 +154,7 @@ async def test_long_history_moves_to_context_txt(disable_artifacts):
 
     transcript, _ = build_prompt(ctx.request.messages, disable_artifacts=disable_artifacts)
     assert ctx.turn.attachments == [Attachment("context.txt", transcript, "text/plain")]
-    assert ctx.turn.attachments[0].to_wire()["file_size"] == len(transcript.encode())
+    assert attachment_wire(ctx.turn.attachments[0])["file_size"] == len(transcript.encode())
     preamble = ARTIFACTS_PREAMBLE if disable_artifacts else ""
     assert ctx.turn.prompt == preamble + HISTORY_FILE_INSTRUCTION
     assert len(ctx.turn.prompt.encode()) <= limit

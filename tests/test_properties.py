@@ -21,6 +21,7 @@ from claude2api.dialects.anthropic import parse_messages_request
 from claude2api.dialects.openai import parse_chat_request
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.transcript import transcript_factory
+from claude2api.upstream.protocol import attachment_wire
 from claude2api.upstream.sse import SSEParser
 from claude2api.upstream.translator import StreamTranslator
 
@@ -263,7 +264,7 @@ def run_prompt_middlewares(request: Any, *, limit: int) -> ChatContext:
     ctx = ChatContext(request=request, services=None, request_id="req_test", dialect="openai")
 
     def upstream(ctx: ChatContext) -> Any:
-        json.dumps({"prompt": ctx.turn.prompt, "attachments": [a.to_wire() for a in ctx.turn.attachments]})
+        json.dumps({"prompt": ctx.turn.prompt, "attachments": [attachment_wire(a) for a in ctx.turn.attachments]})
         return None
 
     history = history_to_file_factory(config)

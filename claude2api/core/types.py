@@ -142,14 +142,6 @@ class Attachment:
     content: str
     file_type: str = "text/plain"
 
-    def to_wire(self) -> dict[str, Any]:
-        return {
-            "file_name": self.file_name,
-            "file_type": self.file_type,
-            "file_size": len(self.content.encode()),
-            "extracted_content": self.content,
-        }
-
 
 @dataclass(slots=True)
 class UpstreamTurn:

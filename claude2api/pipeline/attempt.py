@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.types import ChatContext, Event
-from claude2api.upstream.client import Account, completion_body
+from claude2api.upstream.client import Account
+from claude2api.upstream.protocol import TurnOptions, generation
 
 
 async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
@@ -41,17 +42,10 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         for image in ctx.turn.images:
             if image.data is not None:
                 files.append(await client.upload(account, image.data, image.media_type or "application/octet-stream"))
-        if settings.upstream_protocol == "2025":
-            await client.create_conversation(account, conv_id, model=request.upstream_model)
-            if effort:
-                await client.update_conversation_settings(account, conv_id, {"paprika_mode": "extended"})
-        body = completion_body(
-            ctx.turn,
-            protocol=settings.upstream_protocol,
-            model=request.upstream_model,
-            files=files,
-            thinking_effort=effort,
-        )
+        protocol = generation(settings.upstream_protocol)
+        options = TurnOptions(model=request.upstream_model, thinking_effort=effort, files=files)
+        await protocol.open(client, account, conv_id, options)
+        body = protocol.completion_body(ctx.turn, options)
         async for event in client.completion(account, conv_id, body):
             streaming = True
             yield event

@@ -19,27 +19,16 @@ import aiohttp
 import aiohttp_socks
 
 from claude2api.core.failures import Failure, UpstreamError
-from claude2api.core.types import Event, UpstreamTurn
+from claude2api.core.types import Event
 from claude2api.upstream.classify import classify_response
 from claude2api.upstream.image_http import upload_filename
 from claude2api.upstream.sse import SSEParser
 from claude2api.upstream.translator import StreamTranslator
 
-ROOT_MESSAGE_UUID = "00000000-0000-4000-8000-000000000000"
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/142.0.0.0 Safari/537.36"
 )
-NORMAL_STYLE = {
-    "type": "default",
-    "key": "Default",
-    "name": "Normal",
-    "nameKey": "normal_style_name",
-    "prompt": "Normal",
-    "summary": "Default responses from Claude",
-    "summaryKey": "normal_style_summary",
-    "isDefault": True,
-}
 #: Failures of the transport (including a SOCKS proxy's, which are not aiohttp errors).
 TRANSPORT_ERRORS = (
     aiohttp.ClientError,
@@ -86,51 +75,6 @@ def canonical_org_id(value: Any) -> str | None:
     except ValueError:
         return None
     return parsed if parsed == value.lower() else None
-
-
-def completion_body(
-    turn: UpstreamTurn,
-    *,
-    protocol: str,
-    model: str | None,
-    files: list[str],
-    thinking_effort: str | None,
-) -> dict[str, Any]:
-    """The completion request body for either protocol generation (reference 4.6 and 5.5)."""
-    body: dict[str, Any] = {
-        "prompt": turn.prompt,
-        "timezone": "UTC",
-        "locale": "en-US",
-        "personalized_styles": [NORMAL_STYLE],
-        "tools": [],
-        "attachments": [a.to_wire() for a in turn.attachments],
-        "files": files,
-        "sync_sources": [],
-        "rendering_mode": "messages",
-    }
-    if model:
-        body["model"] = model
-    if protocol == "2025":
-        body["parent_message_uuid"] = ROOT_MESSAGE_UUID
-        return body
-    body["turn_message_uuids"] = {
-        "human_message_uuid": str(uuid.uuid4()),
-        "assistant_message_uuid": str(uuid.uuid4()),
-    }
-    body["thinking_mode"] = "extended" if thinking_effort else "off"
-    if thinking_effort:
-        body["effort"] = thinking_effort
-    params: dict[str, Any] = {
-        "name": "",
-        "include_conversation_preferences": True,
-        "paprika_mode": "extended" if thinking_effort else None,
-        "compass_mode": None,
-        "is_temporary": True,
-    }
-    if model:
-        params["model"] = model
-    body["create_conversation_params"] = params
-    return body
 
 
 class ClaudeWebClient:

@@ -1,0 +1,133 @@
+"""claude.ai's protocol generations: how a turn is opened and what its completion body holds.
+
+claude.ai's web API moved in 2026 (docs/protocol.md): the first completion now creates the
+conversation (``create_conversation_params``), message ids travel in ``turn_message_uuids`` and
+thinking is asked for in the body (``thinking_mode``/``effort``). The 2025 generation creates the
+conversation first and switches thinking per conversation (``paprika_mode``). Each generation is
+one :class:`Generation` object; :func:`generation` picks it by the ``UPSTREAM_PROTOCOL`` setting.
+Everything that knows the completion's wire format lives here, so a future change upstream is one
+more generation, not edits across the pipeline.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from claude2api.core.types import Attachment, UpstreamTurn
+from claude2api.upstream.client import Account, ClaudeWebClient
+
+ROOT_MESSAGE_UUID = "00000000-0000-4000-8000-000000000000"
+NORMAL_STYLE = {
+    "type": "default",
+    "key": "Default",
+    "name": "Normal",
+    "nameKey": "normal_style_name",
+    "prompt": "Normal",
+    "summary": "Default responses from Claude",
+    "summaryKey": "normal_style_summary",
+    "isDefault": True,
+}
+
+
+@dataclass(slots=True)
+class TurnOptions:
+    """What the pipeline decided for this turn, beyond the prompt: the claude.ai model id (``None``:
+    the account default), the thinking effort (``None``: no thinking) and the uploaded files."""
+
+    model: str | None = None
+    thinking_effort: str | None = None
+    files: list[str] = field(default_factory=list)
+
+
+def attachment_wire(attachment: Attachment) -> dict[str, Any]:
+    """An inline text document as the completion's ``attachments`` entry (no upload needed)."""
+    return {
+        "file_name": attachment.file_name,
+        "file_type": attachment.file_type,
+        "file_size": len(attachment.content.encode()),
+        "extracted_content": attachment.content,
+    }
+
+
+def _common_body(turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "prompt": turn.prompt,
+        "timezone": "UTC",
+        "locale": "en-US",
+        "personalized_styles": [NORMAL_STYLE],
+        "tools": [],
+        "attachments": [attachment_wire(a) for a in turn.attachments],
+        "files": options.files,
+        "sync_sources": [],
+        "rendering_mode": "messages",
+    }
+    if options.model:
+        body["model"] = options.model
+    return body
+
+
+class Generation:
+    """One protocol generation: :meth:`open` runs before the completion, :meth:`completion_body`
+    builds its body."""
+
+    name = ""
+
+    async def open(self, client: ClaudeWebClient, account: Account, conv_id: str, options: TurnOptions) -> None:
+        """Whatever must exist before the completion call (nothing, by default)."""
+
+    def completion_body(self, turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
+        raise NotImplementedError
+
+
+class Generation2025(Generation):
+    """Create the conversation, switch thinking on per conversation, then complete from the root."""
+
+    name = "2025"
+
+    async def open(self, client: ClaudeWebClient, account: Account, conv_id: str, options: TurnOptions) -> None:
+        await client.create_conversation(account, conv_id, model=options.model)
+        if options.thinking_effort:
+            await client.update_conversation_settings(account, conv_id, {"paprika_mode": "extended"})
+
+    def completion_body(self, turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
+        body = _common_body(turn, options)
+        body["parent_message_uuid"] = ROOT_MESSAGE_UUID
+        return body
+
+
+class Generation2026(Generation):
+    """The completion creates the conversation and carries thinking itself."""
+
+    name = "2026"
+
+    def completion_body(self, turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
+        body = _common_body(turn, options)
+        effort = options.thinking_effort
+        body["turn_message_uuids"] = {
+            "human_message_uuid": str(uuid.uuid4()),
+            "assistant_message_uuid": str(uuid.uuid4()),
+        }
+        body["thinking_mode"] = "extended" if effort else "off"
+        if effort:
+            body["effort"] = effort
+        params: dict[str, Any] = {
+            "name": "",
+            "include_conversation_preferences": True,
+            "paprika_mode": "extended" if effort else None,
+            "compass_mode": None,
+            "is_temporary": True,
+        }
+        if options.model:
+            params["model"] = options.model
+        body["create_conversation_params"] = params
+        return body
+
+
+GENERATIONS: dict[str, Generation] = {g.name: g for g in (Generation2025(), Generation2026())}
+
+
+def generation(name: str) -> Generation:
+    """The generation the ``UPSTREAM_PROTOCOL`` setting names."""
+    return GENERATIONS[name]
