@@ -64,9 +64,12 @@ _BOOLEANS = {
     **dict.fromkeys(("false", "0", "no", "off"), False),
 }
 _PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")
-# Printable ASCII minus what a cookie value cannot hold; catches a pasted "sessionKey=..." or Cookie header.
-_SESSION_KEY_CHARS = re.compile(r'[!-~]+')
-_SESSION_KEY_FORBIDDEN = re.compile(r'[;=,"\\]')
+#: THE claude.ai session key pattern (config and mirror mode): ``sk-ant-sid01-…`` and ``sk-ant-sid02-…``
+#: (any two-digit generation), then the URL-safe base64 alphabet at any sane length: claude.ai has
+#: changed the length before. Catches a pasted ``sessionKey=...`` or Cookie header.
+SESSION_KEY_RE = re.compile(r"sk-ant-sid\d{2}-[0-9A-Za-z_-]{1,1024}")
+#: ``MODEL_ALIASES`` entries at most (each one is looked up on every request).
+MAX_MODEL_ALIASES = 1000
 _MIRROR_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 #: First path segments of every route and alias outside mirror mode: a mirror prefix starting with
 #: one would shadow it (``/chat`` the root alias) or inherit its key check (``/admin``).
@@ -154,6 +157,29 @@ def _string_list(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(value for value in (_text(item, name) for item in _items(raw, name)) if value)
 
 
+def _model_aliases(raw: Any, name: str) -> tuple[tuple[str, str], ...]:
+    """``MODEL_ALIASES``: a YAML mapping, or ``alias=model,alias=model`` in the environment."""
+    if isinstance(raw, dict):
+        pairs = [(_text(k, name), _text(v, name)) for k, v in raw.items()]
+    elif isinstance(raw, str):
+        pairs = []
+        for item in raw.split(","):
+            if not item.strip():
+                continue
+            alias, sep, target = item.partition("=")
+            if not sep:
+                raise ConfigError(f"{name}: expected alias=model pairs separated by commas, got {item.strip()!r}")
+            pairs.append((alias.strip(), target.strip()))
+    else:
+        raise ConfigError(f"{name} must be a mapping of alias: model (or alias=model,... in the environment)")
+    if len(pairs) > MAX_MODEL_ALIASES:
+        raise ConfigError(f"{name} has more than {MAX_MODEL_ALIASES} entries")
+    for alias, target in pairs:
+        if not alias or not target or len(alias) > 200 or len(target) > 200:
+            raise ConfigError(f"{name}: every alias and model must be a non-empty id of at most 200 characters")
+    return tuple(pairs)
+
+
 def _sessions(raw: Any, name: str) -> tuple[SessionSpec, ...]:
     specs: dict[str, SessionSpec] = {}
     for number, item in enumerate(_items(raw, name), 1):
@@ -183,9 +209,9 @@ def _session(item: Any, label: str) -> SessionSpec | None:
         if org:
             raise ConfigError(f"{label} has an org id but no session key")
         return None
-    if not _SESSION_KEY_CHARS.fullmatch(key) or _SESSION_KEY_FORBIDDEN.search(key):
+    if not SESSION_KEY_RE.fullmatch(key):
         raise ConfigError(
-            f"{label} does not look like a session key (it contains whitespace, ';', '=' or the like):"
+            f"{label} does not look like a session key (expected sk-ant-sid01-… or sk-ant-sid02-…):"
             " give only the value of the sessionKey cookie"
         )
     return SessionSpec(key, _org_id(org, label) if org else None)
@@ -323,6 +349,14 @@ class Settings:
         "think_tags", _choice("think_tags", "reasoning_content", "reasoning", "both", "hidden")
     )
     models: tuple[str, ...] = _setting((), _string_list)
+    #: Any model id -> the id it stands for (suffixes allowed): the operator's own names.
+    model_aliases: tuple[tuple[str, str], ...] = _setting((), _model_aliases)
+    #: The model that serves ids nobody has; unset: such ids get a 404 naming the closest ones.
+    default_model: str | None = _setting(None, _optional_text)
+    #: Seconds between re-reads of each account's live model list (app_start); 0: only at start and SIGHUP.
+    models_refresh_seconds: float = _setting(6 * 3600.0, _number(positive=False))
+    #: Seconds between reads of each account's usage windows (/usage); 0: only when it leaves cooling.
+    usage_refresh_seconds: float = _setting(1800.0, _number(positive=False))
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"))
     log_format: str = _setting("auto", _choice("auto", "json", "console"))
     upstream_connect_timeout: float = _setting(30.0, _number(positive=True))
@@ -398,6 +432,7 @@ class Settings:
             admin_key=MASK if self.admin_key else None,
             proxy=redact_url(self.proxy) if self.proxy else None,
             models=list(self.models),
+            model_aliases=dict(self.model_aliases),
             plugins=list(self.plugins),
         )
         return shown

@@ -27,7 +27,6 @@ from claude2api.dialects.anthropic import (
     AnthropicCollector,
     AnthropicOptions,
     AnthropicStream,
-    effort_for_budget,
     parse_count_tokens,
     parse_messages_request,
 )
@@ -107,7 +106,6 @@ BAD_REQUESTS: list[tuple[object, str]] = [
     ({"messages": {"role": "user"}}, "messages"),
     ({"messages": []}, "messages"),
     ({"messages": ["hi"]}, "messages.0"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
     ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
     ({"messages": [{"role": "user"}]}, "messages.0.content"),
@@ -264,9 +262,10 @@ def test_url_image_is_kept_for_download() -> None:
         ({"type": "enabled", "budget_tokens": 4095}, Thinking("low", 4095)),
         ({"type": "enabled", "budget_tokens": 4096}, Thinking("medium", 4096)),
         ({"type": "enabled", "budget_tokens": 16384}, Thinking("high", 16384)),
-        ({"type": "enabled"}, Thinking("high")),
-        ({"type": "adaptive"}, Thinking("high")),
-        ({"type": "adaptive", "display": "summarized"}, Thinking("high")),
+        ({"type": "enabled", "budget_tokens": 40000}, Thinking("xhigh", 40000)),
+        ({"type": "enabled"}, Thinking(None)),
+        ({"type": "adaptive"}, Thinking(None)),
+        ({"type": "adaptive", "display": "summarized"}, Thinking(None)),
     ],
 )
 def test_thinking_turns_thinking_on(thinking: dict[str, Any], expected: Thinking) -> None:
@@ -281,28 +280,60 @@ def test_thinking_disabled() -> None:
 
 def test_thinking_display_omitted_thinks_without_showing() -> None:
     request, options = parse(thinking={"type": "adaptive", "display": "omitted"})
-    assert request.thinking == Thinking("high") and not options.show_thinking
+    assert request.thinking == Thinking(None) and not options.show_thinking
+
+
+def test_claude_code_thinking_and_effort() -> None:
+    """Claude Code 2.1.197: adaptive thinking with ``output_config.effort``; effort alone keeps thinking off."""
+    request, options = parse(thinking={"type": "adaptive"}, output_config={"effort": "high"})
+    assert request.thinking == Thinking("high") and options.show_thinking
+    request, options = parse(output_config={"effort": "low"})
+    assert request.thinking == Thinking("low", enabled=False) and not options.show_thinking
+    request, _ = parse(thinking={"type": "enabled", "budget_tokens": 2000}, output_config={"effort": "max"})
+    assert request.thinking == Thinking("max", 2000)
+
+
+@pytest.mark.parametrize("output_config", ["high", {"effort": "extreme"}, {"effort": 3}])
+def test_output_config_effort_is_checked(output_config: object) -> None:
+    with pytest.raises(APIError) as info:
+        parse(output_config=output_config)
+    assert info.value.status == 400 and info.value.param in ("output_config", "output_config.effort")
+
+
+def test_system_messages_inside_messages() -> None:
+    """Claude Code sends ``role: system`` mid-conversation: system text at that point of the transcript."""
+    request, _ = parse_messages_request(
+        {
+            "model": MODEL,
+            "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+            "metadata": {"user_id": "u"},
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": [{"type": "text", "text": "Agents: A, B"}]},
+                {"role": "system", "content": "Be brief"},
+                {"role": "user", "content": "go"},
+            ],
+        },
+        CATALOG,
+    )
+    assert [m.role for m in request.messages] == ["user", "system", "system", "user"]
+    prompt, _ = build_prompt(request.messages)
+    assert prompt == "Human: hi\n\nSystem: Agents: A, B\n\nSystem: Be brief\n\nHuman: go\n\n"
+    with pytest.raises(APIError) as info:
+        parse_messages_request({"model": MODEL, "messages": [{"role": "system", "content": [{"type": "image"}]}]}, CATALOG)
+    assert info.value.status == 400 and info.value.param == "messages.0.content.0"
 
 
 def test_think_model_suffix() -> None:
     request, options = parse(model=MODEL + "-think")
     assert request.model == MODEL + "-think" and request.upstream_model == MODEL
-    assert request.thinking == Thinking("high") and options.show_thinking
+    assert request.thinking == Thinking("max") and options.show_thinking  # -think: the model's strongest
+    request, _ = parse(model=MODEL + "-think-low")
+    assert request.thinking == Thinking("low") and request.upstream_model == MODEL
     request, options = parse(model=MODEL + "-think", thinking={"type": "disabled"})
     assert request.thinking is None and not options.show_thinking
     request, _ = parse(model=MODEL + "-think", thinking={"type": "enabled", "budget_tokens": 2000})
     assert request.thinking == Thinking("low", 2000)
-
-
-def test_effort_for_budget() -> None:
-    assert [effort_for_budget(n) for n in (1, 4095, 4096, 16383, 16384, 10**6)] == [
-        "low",
-        "low",
-        "medium",
-        "medium",
-        "high",
-        "high",
-    ]
 
 
 def test_final_assistant_message_is_a_prefill_paragraph() -> None:
@@ -415,7 +446,7 @@ def test_count_tokens_body() -> None:
         CATALOG,
     )
     assert request.messages == [Message("system", [TextPart("S")]), Message("user", [TextPart("hi")])]
-    assert request.thinking == Thinking("high")
+    assert request.thinking == Thinking("max")
     with pytest.raises(APIError) as info:
         parse_count_tokens({"model": MODEL}, CATALOG)
     assert info.value.status == 400

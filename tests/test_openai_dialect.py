@@ -300,7 +300,9 @@ def test_bad_image_urls(url: str) -> None:
 def test_think_suffix_and_reasoning_effort() -> None:
     request, _ = parse(model=MODEL + "-think")
     assert request.model == MODEL + "-think" and request.upstream_model == MODEL
-    assert request.thinking is not None and request.thinking.effort == "high"
+    assert request.thinking is not None and request.thinking.effort == "max"  # the model's strongest
+    request, _ = parse(model=MODEL + "-think-medium")
+    assert request.thinking is not None and request.thinking.effort == "medium" and request.upstream_model == MODEL
 
     request, _ = parse(model=MODEL + "-think", reasoning_effort="low")
     assert request.thinking is not None and request.thinking.effort == "low"

@@ -11,6 +11,7 @@ the commit point, in a late stream error frame, after failover, or when no sessi
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -57,11 +58,13 @@ def bad_request(message: str, param: str | None = None, code: str | None = None)
     return APIError(400, message, param=param, code=code)
 
 
-def model_not_found(model: str) -> APIError:
-    """The one 404 for a model id nobody serves here, in every dialect and route."""
+def model_not_found(model: str, suggestions: Sequence[str] = ()) -> APIError:
+    """The one 404 for a model id nobody serves here, in every dialect and route; ``suggestions``
+    (the catalogue's closest ids) become a "did you mean" hint."""
+    hint = f" Did you mean {' or '.join(f'`{s}`' for s in suggestions)}?" if suggestions else ""
     return APIError(
         404,
-        f"The model `{clip(model)}` does not exist or you do not have access to it.",
+        f"The model `{clip(model)}` does not exist or you do not have access to it.{hint}",
         type="invalid_request_error",
         code="model_not_found",
         param="model",

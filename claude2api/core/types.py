@@ -78,10 +78,17 @@ class Message:
 
 @dataclass(slots=True)
 class Thinking:
-    """Extended thinking asked for by the client (``-think`` model, ``reasoning_effort``, ``thinking``)."""
+    """What the client asked of the model's thinking (``-think`` suffix, ``reasoning_effort``,
+    Anthropic ``thinking`` / ``output_config.effort``), before the model's options are known.
 
-    effort: str = "high"
+    ``effort`` is an effort id (``low`` … ``max``, or ``minimal``: the model's lowest) or ``None``
+    (the model's default). ``enabled=False`` with an effort asks for that effort without thinking.
+    What is finally sent is :func:`claude2api.core.catalog.plan_thinking`'s decision for the model.
+    """
+
+    effort: str | None = None
     budget_tokens: int | None = None
+    enabled: bool = True
 
 
 @dataclass(slots=True)

@@ -18,24 +18,29 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claude2api.core.catalog import ModelCatalog
-from claude2api.core.failures import APIError, bad_request, clip, model_not_found
+from claude2api.core.catalog import (
+    EFFORT_LADDER,
+    ModelCatalog,
+    ResolvedModel,
+    ThinkingIntent,
+    intent_from_anthropic,
+    intent_from_suffix,
+)
+from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, TextPart, Thinking
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, resolve_model
+from claude2api.logs import get_logger
 from claude2api.upstream.image_http import decode_data_url, is_image_media_type
+
+log = get_logger(__name__)
 
 # ---------------------------------------------------------------------------------------------
 # Request parsing
 #
 # Error messages follow the real API's ``<field path>: <problem>`` style (``messages.0.content.1``).
-
-#: ``thinking.budget_tokens`` → claude.ai effort: under 4k tokens "low", under 16k "medium", else "high".
-_BUDGET_EFFORTS = ((4096, "low"), (16384, "medium"))
-#: Effort for ``{"type":"adaptive"}``, for ``enabled`` without a budget, and for a ``-think`` model.
-DEFAULT_THINK_EFFORT = "high"
 
 #: Stand-in ``signature`` of our thinking blocks. claude.ai signs nothing, but SDK types and clients
 #: that send thinking back expect a string; what comes back is dropped from the prompt anyway.
@@ -58,15 +63,18 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
     """Validate a decoded ``/v1/messages`` body and convert it to the neutral request.
 
     Unknown fields (``temperature``, ``tools``, ``metadata``, ``service_tier``...) are ignored;
+    ``context_management`` too (claude.ai manages its own context: said in a debug line);
     malformed known ones raise a 400 :class:`APIError`; an unknown model raises a 404.
     ``max_tokens`` is optional here (the real API requires it) and is a soft cap on answer text.
     """
     body = _object(body)
-    model, upstream, think_model = _resolve_model(body.get("model"), catalog)
-    thinking, shown = _parse_thinking(body.get("thinking"), think_model)
+    resolved = _resolve_model(body.get("model"), catalog)
+    thinking, shown = _parse_thinking(body.get("thinking"), body.get("output_config"), resolved)
+    if body.get("context_management") is not None:
+        log.debug("context_management_ignored", reason="claude.ai manages the conversation's context itself")
     request = ChatRequest(
-        model=model,
-        upstream_model=upstream,
+        model=resolved.requested,
+        upstream_model=resolved.upstream,
         messages=_parse_conversation(body),
         stream=_parse_stream(body.get("stream")),
         thinking=thinking,
@@ -79,19 +87,11 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
 def parse_count_tokens(body: object, catalog: ModelCatalog) -> ChatRequest:
     """A ``/v1/messages/count_tokens`` body (``/v1/messages`` without ``max_tokens``/``stream``)."""
     body = _object(body)
-    model, upstream, think_model = _resolve_model(body.get("model"), catalog)
-    thinking, _ = _parse_thinking(body.get("thinking"), think_model)
+    resolved = _resolve_model(body.get("model"), catalog)
+    thinking, _ = _parse_thinking(body.get("thinking"), body.get("output_config"), resolved)
     return ChatRequest(
-        model=model, upstream_model=upstream, messages=_parse_conversation(body), thinking=thinking
+        model=resolved.requested, upstream_model=resolved.upstream, messages=_parse_conversation(body), thinking=thinking
     )
-
-
-def effort_for_budget(budget_tokens: int) -> str:
-    """The claude.ai thinking effort closest to a token budget (claude.ai takes no budget)."""
-    for bound, effort in _BUDGET_EFFORTS:
-        if budget_tokens < bound:
-            return effort
-    return "high"
 
 
 def _object(body: object) -> dict[str, Any]:
@@ -100,16 +100,13 @@ def _object(body: object) -> dict[str, Any]:
     return body
 
 
-def _resolve_model(raw: object, catalog: ModelCatalog) -> tuple[str, str, bool]:
-    """(requested id, upstream id, whether it is a ``-think`` model); a missing model is the default."""
+def _resolve_model(raw: object, catalog: ModelCatalog) -> ResolvedModel:
+    """What the ``model`` field names (a missing model is the default); a 404 names the closest ids."""
     if raw is None or raw == "":
         raw = catalog.default
     if not isinstance(raw, str):
         raise bad_request("model: Input should be a valid string", param="model")
-    resolved = catalog.resolve(raw)
-    if resolved is None:
-        raise model_not_found(raw)
-    return raw, resolved.upstream, resolved.thinking
+    return resolve_model(catalog, raw)
 
 
 def _parse_stream(raw: object) -> bool:
@@ -144,31 +141,50 @@ def _parse_stop_sequences(raw: object) -> list[str]:
     return [s for s in raw if s]
 
 
-def _parse_thinking(raw: object, think_model: bool) -> tuple[Thinking | None, bool]:
-    """(thinking, whether to show it) from the ``thinking`` field and the ``-think`` suffix.
+def _parse_thinking(raw: object, output_config: object, resolved: ResolvedModel) -> tuple[Thinking | None, bool]:
+    """(thinking, whether to show it) from ``thinking``, ``output_config.effort`` and the ``-think`` suffix.
 
-    An explicit ``thinking`` decides, ``disabled`` included (it turns a ``-think`` model off).
-    claude.ai takes an effort, not a budget: ``budget_tokens`` maps through
-    :func:`effort_for_budget`; ``adaptive`` lets the model decide, which claude.ai's high effort
-    comes closest to. ``display: "omitted"`` thinks without showing the thinking.
+    An explicit ``thinking`` decides, ``disabled`` included (it turns a ``-think`` model off);
+    ``budget_tokens`` maps to an effort (:func:`~claude2api.core.catalog.effort_for_budget`),
+    ``adaptive`` takes the model's default effort, ``output_config.effort`` wins over both. The
+    model's own options decide what is finally sent (:func:`~claude2api.core.catalog.plan_thinking`).
+    ``display: "omitted"`` thinks without showing the thinking.
     """
-    if raw is None:
-        return (Thinking(effort=DEFAULT_THINK_EFFORT) if think_model else None), think_model
-    if not isinstance(raw, dict) or raw.get("type") not in ("enabled", "adaptive", "disabled"):
-        raise bad_request(
-            "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'", param="thinking.type"
-        )
-    if raw["type"] == "disabled":
+    effort = _parse_output_effort(output_config)
+    if raw is not None:
+        if not isinstance(raw, dict) or raw.get("type") not in ("enabled", "adaptive", "disabled"):
+            raise bad_request(
+                "thinking.type: Input should be 'enabled', 'adaptive' or 'disabled'", param="thinking.type"
+            )
+        budget = raw.get("budget_tokens") if raw["type"] == "enabled" else None
+        if budget is not None and (type(budget) is not int or budget < 1):
+            raise bad_request(
+                "thinking.budget_tokens: Input should be a positive integer", param="thinking.budget_tokens"
+            )
+        intent = intent_from_anthropic(raw, effort)
+    else:
+        suffix = intent_from_suffix(resolved)
+        intent = ThinkingIntent(True, effort or suffix.effort) if suffix else intent_from_anthropic(None, effort)
+        budget = None
+    if intent is None or (not intent.enabled and intent.effort is None):
         return None, False
-    shown = raw.get("display") != "omitted"
-    budget = raw.get("budget_tokens") if raw["type"] == "enabled" else None
-    if budget is None:
-        return Thinking(effort=DEFAULT_THINK_EFFORT), shown
-    if type(budget) is not int or budget < 1:
-        raise bad_request(
-            "thinking.budget_tokens: Input should be a positive integer", param="thinking.budget_tokens"
-        )
-    return Thinking(effort=effort_for_budget(budget), budget_tokens=budget), shown
+    shown = intent.enabled and not (isinstance(raw, dict) and raw.get("display") == "omitted")
+    return Thinking(intent.effort, budget, enabled=intent.enabled), shown
+
+
+def _parse_output_effort(raw: object) -> str | None:
+    """``output_config.effort`` (Claude Code sends it with adaptive thinking); other keys are ignored."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise bad_request("output_config: Input should be an object", param="output_config")
+    effort = raw.get("effort")
+    if effort is None:
+        return None
+    if effort not in EFFORT_LADDER:
+        allowed = ", ".join(repr(e) for e in EFFORT_LADDER)
+        raise bad_request(f"output_config.effort: Input should be {allowed}", param="output_config.effort")
+    return str(effort)
 
 
 def _parse_conversation(body: dict[str, Any]) -> list[Message]:
@@ -189,18 +205,19 @@ def _parse_conversation(body: dict[str, Any]) -> list[Message]:
     return messages
 
 
-def _parse_system(raw: object) -> list[Message]:
+def _parse_system(raw: object, path: str = "system") -> list[Message]:
+    """The top-level ``system`` (or a system message's ``content``): a string or text blocks."""
     if raw is None or raw == "":
         return []
     if isinstance(raw, str):
         return [Message("system", [TextPart(raw)])]
     if not isinstance(raw, list):
-        raise bad_request("system: Input should be a string or an array of text blocks", param="system")
+        raise bad_request(f"{path}: Input should be a string or an array of text blocks", param=path)
     parts: list[Part] = []
     for i, block in enumerate(raw):
         if not isinstance(block, dict) or block.get("type") != "text":
-            raise bad_request(f"system.{i}: only text blocks are allowed in system", param=f"system.{i}")
-        parts.extend(_text_block(block, f"system.{i}"))
+            raise bad_request(f"{path}.{i}: only text blocks are allowed in system", param=f"{path}.{i}")
+        parts.extend(_text_block(block, f"{path}.{i}"))
     return [Message("system", parts)] if parts else []
 
 
@@ -208,8 +225,13 @@ def _parse_message(raw: object, path: str) -> Message:
     if not isinstance(raw, dict):
         raise bad_request(f"{path}: Input should be an object", param=path)
     role = raw.get("role")
+    if role == "system":
+        # Claude Code sends mid-conversation system messages (beta ``mid-conversation-system``):
+        # system text at that point of the transcript.
+        system = _parse_system(raw.get("content"), f"{path}.content")
+        return system[0] if system else Message("system", [])
     if role not in ("user", "assistant"):
-        raise bad_request(f"{path}.role: Input should be 'user' or 'assistant'", param=f"{path}.role")
+        raise bad_request(f"{path}.role: Input should be 'user', 'assistant' or 'system'", param=f"{path}.role")
     return Message(role, _parse_content(raw.get("content"), f"{path}.content"))
 
 

@@ -11,9 +11,22 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from claude2api.core.catalog import ModelCatalog
-from claude2api.core.failures import APIError
+from claude2api.core.catalog import ModelCatalog, ResolvedModel
+from claude2api.core.failures import APIError, model_not_found
 from claude2api.core.types import ChatRequest, Event
+
+
+def unknown_model(catalog: ModelCatalog, model_id: str) -> APIError:
+    """The 404 for an id nobody serves (every dialect, ``/v1/models/{id}`` too), naming the closest ids."""
+    return model_not_found(model_id, catalog.suggest(model_id))
+
+
+def resolve_model(catalog: ModelCatalog, model_id: str) -> ResolvedModel:
+    """What ``model_id`` means (:meth:`ModelCatalog.resolve`), or the 404 of :func:`unknown_model`."""
+    resolved = catalog.resolve(model_id)
+    if resolved is None:
+        raise unknown_model(catalog, model_id)
+    return resolved
 
 
 class StreamRenderer(Protocol):

@@ -18,13 +18,20 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claude2api.core.catalog import ModelCatalog, ModelInfo
-from claude2api.core.failures import APIError, bad_request, clip, model_not_found
+from claude2api.core.catalog import (
+    REASONING_EFFORTS,
+    ModelCatalog,
+    ModelInfo,
+    ResolvedModel,
+    intent_from_reasoning_effort,
+    intent_from_suffix,
+)
+from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, Role, TextPart, Thinking
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, resolve_model
 from claude2api.upstream.image_http import is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
@@ -39,10 +46,6 @@ _ROLES: dict[str, Role] = {
     "function": "tool",
 }
 
-#: ``reasoning_effort`` values that turn extended thinking on; ``"none"`` turns it off.
-THINKING_EFFORTS = frozenset({"minimal", "low", "medium", "high", "xhigh", "max"})
-#: Effort for a ``-think`` model when the request gives no ``reasoning_effort``.
-DEFAULT_THINK_EFFORT = "high"
 #: ``stop`` takes at most this many strings, as in OpenAI's API.
 MAX_STOPS = 4
 
@@ -81,19 +84,16 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
     """
     if not isinstance(body, dict):
         raise bad_request("The request body must be a JSON object.")
-    model = _parse_model(body.get("model"), catalog)
-    resolved = catalog.resolve(model)
-    if resolved is None:
-        raise model_not_found(model)
+    resolved = resolve_model(catalog, _parse_model(body.get("model"), catalog))
     messages = _parse_messages(body.get("messages"))
     _check_n(body.get("n"))
     response_format, instructions = _parse_response_format(body.get("response_format"))
     request = ChatRequest(
-        model=model,
+        model=resolved.requested,
         upstream_model=resolved.upstream,
         messages=messages,
         stream=_parse_stream(body.get("stream")),
-        thinking=_parse_thinking(body.get("reasoning_effort"), resolved.thinking),
+        thinking=_parse_thinking(body.get("reasoning_effort"), resolved),
         stop=_parse_stop(body.get("stop")),
         max_tokens=_parse_max_tokens(body),
         instructions=instructions,
@@ -160,25 +160,28 @@ def _parse_include_usage(raw: object) -> bool:
     return bool(raw.get("include_usage"))
 
 
-def _parse_thinking(raw: object, think_model: bool) -> Thinking | None:
-    """Thinking from ``reasoning_effort`` and the ``-think`` suffix.
+def _parse_thinking(raw: object, resolved: ResolvedModel) -> Thinking | None:
+    """Thinking from ``reasoning_effort`` and the ``-think`` / ``-think-<effort>`` suffix.
 
     An explicit ``reasoning_effort`` decides, ``"none"`` included (it turns thinking off even on a
-    ``-think`` model); without one, a ``-think`` model thinks at :data:`DEFAULT_THINK_EFFORT`.
+    ``-think`` model; ``minimal`` is the model's lowest effort); without one, a ``-think`` model
+    thinks at the suffix's effort, else the model's strongest. The model's own options decide what
+    is finally sent (:func:`~claude2api.core.catalog.plan_thinking`).
     """
     if raw is None:
-        return Thinking(effort=DEFAULT_THINK_EFFORT) if think_model else None
+        intent = intent_from_suffix(resolved)
+        return Thinking(intent.effort) if intent else None
     if not isinstance(raw, str):
         raise bad_request("Invalid type for 'reasoning_effort': expected a string.", param="reasoning_effort")
-    if raw == "none":
-        return None
-    if raw not in THINKING_EFFORTS:
-        allowed = ", ".join(sorted(THINKING_EFFORTS | {"none"}))
+    try:
+        intent = intent_from_reasoning_effort(raw)
+    except ValueError:
+        allowed = ", ".join(sorted(REASONING_EFFORTS | {"none"}))
         raise bad_request(
             f"Invalid value for 'reasoning_effort': {clip(repr(raw))}; expected one of {allowed}.",
             param="reasoning_effort",
-        )
-    return Thinking(effort=raw)
+        ) from None
+    return Thinking(intent.effort) if intent.enabled else None
 
 
 def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:

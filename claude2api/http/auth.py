@@ -7,10 +7,9 @@ import re
 
 from aiohttp import web
 
+from claude2api.config import SESSION_KEY_RE
 from claude2api.core.failures import APIError
 
-#: claude.ai session key format (clewdr's regex, reference section 2): sid01 and sid02 both exist.
-SESSION_KEY_RE = re.compile(r"sk-ant-sid\d{2}-[0-9A-Za-z_-]{86,120}-[0-9A-Za-z_-]{6}AA")
 ORG_ID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
 
@@ -57,14 +56,14 @@ def mirror_credentials(request: web.Request) -> tuple[str, str | None]:
     if presented is None:
         raise APIError(
             401,
-            "Mirror mode: send your claude.ai session key as `Authorization: Bearer sk-ant-sid01-...[:orgUUID]`.",
+            "Mirror mode: send your claude.ai session key as `Authorization: Bearer sk-ant-sid02-...[:orgUUID]`.",
             code="missing_session_key",
         )
     key, _, org = presented.partition(":")
     if not SESSION_KEY_RE.fullmatch(key) or (org and not ORG_ID_RE.fullmatch(org)):
         raise APIError(
             401,
-            "Mirror mode: the Bearer token is not a claude.ai session key (expected `sk-ant-sid01-...` "
+            "Mirror mode: the Bearer token is not a claude.ai session key (expected `sk-ant-sid01-...` or `sk-ant-sid02-...` "
             "optionally followed by `:<organization uuid>`).",
             code="invalid_session_key",
         )
