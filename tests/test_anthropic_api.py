@@ -149,7 +149,7 @@ async def test_thinking(fake: FakeClaude, daemon: Daemon) -> None:
         assert isinstance(result.content[0], ThinkingBlock) and isinstance(result.content[1], TextBlock)
         assert result.content[0].thinking == "deep thoughts" and isinstance(result.content[0].signature, str)
         assert result.content[1].text == "answer"
-    assert upstream["thinking_mode"] == "extended" and upstream["effort"] == "low"
+    assert upstream["thinking_mode"] == "auto" and upstream["effort"] == "low"
 
 
 async def test_thinking_round_trip(fake: FakeClaude, daemon: Daemon) -> None:
@@ -170,7 +170,7 @@ async def test_thinking_round_trip(fake: FakeClaude, daemon: Daemon) -> None:
         )
     prompt = fake.calls_to("/completion")[-1].json["prompt"]
     assert prompt == "Human: Hi\n\nAssistant: first answer\n\nHuman: And?\n\n"
-    assert fake.calls_to("/completion")[-1].json["thinking_mode"] == "extended"
+    assert fake.calls_to("/completion")[-1].json["thinking_mode"] == "auto"
 
 
 async def test_no_thinking_unless_asked(fake: FakeClaude, daemon: Daemon) -> None:

@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from claude2api.accounts import statefile
+from claude2api.core.resets import MAX_RESET_AHEAD, parse_instant, reset_time, retry_after_time
 from claude2api.testing import FakeClaude
 from claude2api.upstream.classify import classify_response
-from claude2api.upstream.resets import MAX_RESET_AHEAD, parse_instant, reset_time, retry_after_time
 
 from support import MODEL, raw_post
 from test_cli import clean_env, daemon_process, free_port, run_cli
@@ -218,7 +218,8 @@ async def test_hostile_state_file_entries_are_dropped_not_fatal(fake: FakeClaude
     org_ids = {a.org_id for a in accounts}
     for call in fake.calls:  # nothing but the organization list and real org paths got the cookie
         parts = call.path.split("/")
-        assert call.path == "/api/organizations" or (parts[:3] == ["", "api", "organizations"] and parts[3] in org_ids)
+        in_org = bool(parts[:3] in (["", "api", "organizations"], ["", "edge-api", "bootstrap"]) and parts[3:4] and parts[3] in org_ids)
+        assert call.path == "/api/organizations" or in_org
 
 
 # --------------------------------------------------------------------------- M5: clean-up retries

@@ -89,12 +89,13 @@ async def test_sessions_come_back_after_their_reset(fake: FakeClaude, make_daemo
 
 
 async def test_model_not_allowed_excludes_that_model_only(fake: FakeClaude, make_daemon) -> None:
-    free = fake.add_account(plan="free", denied_models={"claude-opus-4-6"})
+    # The live list still shows the model (the plan allows it); claude.ai refuses it anyway.
+    fake.add_account(plan="max", denied_models={"claude-opus-4-6"})
     daemon = await make_daemon()
     async with sdk(daemon) as client:
         with pytest.raises(openai.PermissionDeniedError) as caught:
             await client.chat.completions.create(**ask("claude-opus-4-6"))
-        assert caught.value.code == "model_not_allowed"
+        assert caught.value.code == "model_not_allowed" and "claude-opus-4-6" in caught.value.message
         assert (await client.chat.completions.create(**ask())).choices[0].message.content
         calls = len(fake.calls_to("/completion"))
         with pytest.raises(openai.PermissionDeniedError):
@@ -102,7 +103,19 @@ async def test_model_not_allowed_excludes_that_model_only(fake: FakeClaude, make
         assert len(fake.calls_to("/completion")) == calls  # known: not tried again
     [session] = states(daemon)
     assert session["state"] == "healthy" and session["denied_models"] == ["claude-opus-4-6"]
-    assert free.session_key
+
+
+async def test_a_model_the_live_list_lacks_is_refused_without_a_try(fake: FakeClaude, make_daemon) -> None:
+    fake.add_account(plan="free")  # the free plan's list shows Opus locked
+    daemon = await make_daemon()
+    async with sdk(daemon) as client:
+        with pytest.raises(openai.PermissionDeniedError) as caught:
+            await client.chat.completions.create(**ask("claude-opus-4-6"))
+        assert caught.value.code == "model_not_allowed" and "claude-opus-4-6" in caught.value.message
+        with pytest.raises(openai.NotFoundError) as missing:
+            await client.chat.completions.create(**ask("claude-opus-9-9-nope"))
+        assert "Did you mean" in missing.value.message
+    assert not fake.calls_to("/completion")
 
 
 async def test_transient_failures_do_not_kill_a_session(fake: FakeClaude, make_daemon) -> None:

@@ -6,19 +6,18 @@ pool's own rules (:func:`~claude2api.accounts.resolve.resolve_account`: banned o
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from claude2api.accounts import statefile
-from claude2api.accounts.pool import Session, State
+from claude2api.accounts.pool import Session, State, describe_window
 from claude2api.accounts.resolve import resolve_account
 from claude2api.config import Settings
 from claude2api.core.failures import Failure, UpstreamError, iso_time
+from claude2api.core.limits import SESSION, parse_usage
 from claude2api.logs import fingerprint
 from claude2api.upstream.client import Account, ClaudeWebClient
-from claude2api.upstream.resets import reset_time
-from claude2api.upstream.translator import as_float
 
 #: Neither healthy nor a known failure: claude.ai (or the way to it) did not give an answer.
 UNREACHABLE = "unreachable"
@@ -41,6 +40,8 @@ class SessionReport:
     reason: str = ""
     resets_at: str | None = None
     utilization: float | None = None  # five-hour window, percent
+    #: Every usage window ``/usage`` reports (5-hour, 7-day, per-model, ``limits[]``, spend).
+    windows: list[dict[str, Any]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -73,12 +74,13 @@ async def check_one(
         report.org_id, report.plan = resolved.org_id, resolved.plan
         if resolved.flagged is not None:
             raise resolved.flagged
-        usage = await client.usage(Account(key, report.org_id))
-        five_hour = usage.get("five_hour") if isinstance(usage, dict) else None
-        if isinstance(five_hour, dict):
-            report.utilization = as_float(five_hour.get("utilization"))
-            resets_at = reset_time(five_hour.get("resets_at"), now)
-            report.resets_at = iso_time(resets_at) if resets_at is not None else None
+        usage = parse_usage(await client.usage(Account(key, report.org_id)))
+        report.windows = [describe_window(w) for w in usage.windows]
+        session_window = next((w for w in usage.windows if w.key == "five_hour" and w.period == SESSION), None)
+        if session_window is not None and session_window.utilization is not None:
+            report.utilization = round(session_window.utilization * 100, 2)
+            resets_at = session_window.resets_at
+            report.resets_at = iso_time(resets_at) if resets_at is not None and resets_at > now else None
     except UpstreamError as exc:
         state = _FAILURE_STATES.get(exc.failure)
         report.state = state.value if state is not None else UNREACHABLE
@@ -92,7 +94,7 @@ async def check_one(
 
 
 def render_table(reports: list[SessionReport]) -> str:
-    header = ("SESSION", "ORG", "PLAN", "STATE", "5H USE", "RESETS", "REASON")
+    header = ("SESSION", "ORG", "PLAN", "STATE", "5H USE", "RESETS", "WINDOWS", "REASON")
     rows = [
         (
             r.fingerprint,
@@ -101,6 +103,7 @@ def render_table(reports: list[SessionReport]) -> str:
             r.state,
             f"{r.utilization:g}%" if r.utilization is not None else "-",
             r.resets_at or "-",
+            window_summary(r.windows) or "-",
             r.reason or "-",
         )
         for r in reports
@@ -111,3 +114,14 @@ def render_table(reports: list[SessionReport]) -> str:
         cells = [str(cell).ljust(width) for cell, width in zip(row, widths, strict=False)]
         lines.append("  ".join([*cells, str(row[-1])]).rstrip())
     return "\n".join(lines)
+
+
+def window_summary(windows: list[dict[str, Any]]) -> str:
+    """``five_hour 12% · seven_day 40% · seven_day_opus(opus) 100%!``: every window that reports a use."""
+    parts = []
+    for window in windows:
+        if window.get("utilization") is None:
+            continue
+        name = window["key"] + (f"({window['model']})" if window.get("model") else "")
+        parts.append(f"{name} {window['utilization'] * 100:g}%" + ("!" if window.get("exceeded") else ""))
+    return " · ".join(parts)

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from claude2api.core.failures import Failure, UpstreamError
+from claude2api.core.resets import parse_instant, reset_time
 from claude2api.upstream.client import ClaudeWebClient, canonical_org_id
-from claude2api.upstream.resets import parse_instant, reset_time
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,10 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from claude2api.core.limits import MessageLimit
 
 #: Longest client-supplied value quoted in an error message (see :func:`clip`).
 MAX_QUOTED_CHARS = 100
@@ -95,12 +99,15 @@ class UpstreamError(Exception):
         *,
         status: int | None = None,
         reset_at: float | None = None,
+        limit: MessageLimit | None = None,
     ) -> None:
         super().__init__(message)
         self.failure = failure
         self.message = message
         self.status = status
         self.reset_at = reset_at
+        #: A usage limit's windows (429 body): which ones are exhausted, for all models or one.
+        self.limit = limit
 
     def __repr__(self) -> str:
         return f"UpstreamError({self.failure.value}, {self.message!r}, status={self.status})"

@@ -18,8 +18,9 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from typing import Any
+
+from claude2api.core.resets import parse_instant
 
 #: Window periods (``Window.period``).
 SESSION = "session"  # the 5-hour window
@@ -389,37 +390,16 @@ def _number(raw: object) -> float | None:
     return None
 
 
-#: Accepted reset times: 2001-09-09 .. 2286-11-20 in Unix seconds. A number above the upper bound
-#: is taken for milliseconds.
+#: Plausible reset times: 2001-09-09 .. 2286-11-20 in Unix seconds.
 _MIN_EPOCH = 1_000_000_000
 _MAX_EPOCH = 9_999_999_999
 
 
 def parse_reset_time(raw: object) -> float | None:
-    """A reset time as Unix seconds: epoch seconds, epoch milliseconds, or ISO 8601 (``Z`` or an
-    offset, any number of fractional digits; naive means UTC). ``None`` for anything else.
+    """A window's reset time as Unix seconds (epoch s, epoch ms or ISO 8601), read by the one
+    parser (:func:`claude2api.core.resets.parse_instant`); ``None`` outside 2001 .. 2286.
 
-    TODO(unify): upstream/classify.py grows its own hardened reset-time parser for 429 bodies;
-    one of the two should go once both are merged.
+    Windows are shown and compared as they are; the pool clamps a time before parking on it.
     """
-    value = _number(raw) if not isinstance(raw, str) or _looks_numeric(raw) else None
-    if value is not None:
-        if value > _MAX_EPOCH:
-            value /= 1000
-        return value if _MIN_EPOCH <= value <= _MAX_EPOCH else None
-    if not isinstance(raw, str) or len(raw) > 64:
-        return None
-    text = raw.strip().replace("z", "Z")
-    text = re.sub(r"(\.\d{6})\d+", r"\1", text)  # fromisoformat takes at most microseconds
-    try:
-        moment = datetime.fromisoformat(text)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=UTC)
-        seconds = moment.timestamp()
-    except (ValueError, OverflowError):
-        return None
-    return seconds if _MIN_EPOCH <= seconds <= _MAX_EPOCH else None
-
-
-def _looks_numeric(text: str) -> bool:
-    return bool(re.fullmatch(r"\s*\d{1,16}(?:\.\d+)?\s*", text))
+    seconds = parse_instant(raw)
+    return seconds if seconds is not None and _MIN_EPOCH <= seconds <= _MAX_EPOCH else None

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from claude2api.core.limits import MessageLimit
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -182,27 +184,9 @@ class Stop:
     sequence: str | None = None
 
 
-@dataclass(slots=True)
-class LimitWindow:
-    name: str
-    status: str | None
-    utilization: float | None
-    resets_at: float | None
-
-
-@dataclass(slots=True)
-class Limit:
-    """claude.ai's ``message_limit`` frame: quota state of the account that answered."""
-
-    type: str
-    resets_at: float | None = None
-    windows: list[LimitWindow] = field(default_factory=list)
-
-    @property
-    def exceeded(self) -> bool:
-        return self.type in ("exceeded_limit", "hit_limit") or any(
-            w.status in ("exceeded_limit", "over_limit") for w in self.windows
-        )
+#: claude.ai's ``message_limit`` frame: the quota windows of the account that answered, read by
+#: :func:`claude2api.core.limits.parse_message_limit` (every 2026 shape; per-model windows).
+Limit = MessageLimit
 
 
 @dataclass(slots=True)

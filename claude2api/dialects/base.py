@@ -12,12 +12,21 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from claude2api.core.catalog import ModelCatalog, ResolvedModel
-from claude2api.core.failures import APIError, model_not_found
+from claude2api.core.failures import CLIENT_ERRORS, APIError, Failure, clip, model_not_found
 from claude2api.core.types import ChatRequest, Event
+
+#: Every claude.ai model we know of, whoever has it: tells "no account has it" from "no such model".
+_KNOWN_MODELS = ModelCatalog()
 
 
 def unknown_model(catalog: ModelCatalog, model_id: str) -> APIError:
-    """The 404 for an id nobody serves (every dialect, ``/v1/models/{id}`` too), naming the closest ids."""
+    """The error for an id the catalogue does not serve (every dialect, ``/v1/models/{id}`` too): a
+    claude.ai model no account's live list has is a 403 ``model_not_allowed`` naming it; anything
+    else a 404 naming the closest ids."""
+    if _KNOWN_MODELS.resolve(model_id) is not None:
+        return CLIENT_ERRORS[Failure.MODEL_NOT_ALLOWED].error(
+            f"the model `{clip(model_id)}` is not available on any configured claude.ai account", param="model"
+        )
     return model_not_found(model_id, catalog.suggest(model_id))
 
 

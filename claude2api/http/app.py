@@ -22,9 +22,9 @@ import aiohttp
 from aiohttp import web
 from aiohttp_socks import ProxyConnector
 
+from claude2api.accounts.live import AccountWatcher, build_catalog
 from claude2api.accounts.pool import SessionPool
 from claude2api.config import ConfigError, Settings
-from claude2api.core.catalog import ModelCatalog
 from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
 from claude2api.http.listener import GuardedRunner, ListenerLimits
 from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
@@ -140,9 +140,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             queue_max=settings.cleanup_queue_max,
         )
         janitor.start()
-        app[SERVICES] = Services(
+        services = app[SERVICES] = Services(
             settings=settings,
-            catalog=ModelCatalog(settings.models),
+            catalog=build_catalog(settings, pool.sessions),
             pool=pool,
             claude=client,
             http=images,
@@ -150,9 +150,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             chain=chain,
             clock=clock,
         )
+        watcher = services.watcher = AccountWatcher(pool, client, lambda: services.settings, services.set_catalog)
+        watcher.start()
         try:
             yield
         finally:
+            await watcher.close()
             await janitor.close()
             await pool.close()
             await upstream.close()
@@ -200,10 +203,12 @@ def apply_settings(services: Services, new: Settings) -> list[str]:
     pool.request_rate_cooldown = new.request_rate_cooldown_seconds
     pool.max_concurrency = new.session_max_concurrency
     pool.update_sessions([(s.key, s.org_id) for s in new.sessions])
-    services.catalog = ModelCatalog(new.models)
     services.chain = chain
+    if services.watcher is not None:
+        services.watcher.kick()  # re-read every account's model list (SIGHUP)
     services.claude.first_byte_timeout = new.upstream_first_byte_timeout
     old, services.settings = services.settings, new
+    services.catalog = build_catalog(new, pool.sessions)
     return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
 
 

@@ -13,15 +13,14 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from claude2api.config import Settings
-from claude2api.core.failures import model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
 from claude2api.dialects.anthropic import parse_count_tokens
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, unknown_model
 from claude2api.dialects.openai import model_object, models_list
 from claude2api.http import relay
 from claude2api.http.auth import key_matches, presented_key
-from claude2api.http.services import SERVICES
+from claude2api.http.services import MIRROR_CREDENTIALS, SERVICES
 
 
 def chat_handler(dialect: Dialect) -> Handler:
@@ -30,7 +29,7 @@ def chat_handler(dialect: Dialect) -> Handler:
     async def chat(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
         body = await relay.read_json(request)
-        chat_request, options = dialect.parse(body, services.catalog)
+        chat_request, options = dialect.parse(body, services.catalog_for(request.get(MIRROR_CREDENTIALS)))
         ctx = relay.chat_context(request, chat_request, dialect.name)
         events, head = await relay.start(ctx)
         # Counted once the plugins ran (they run before the first event): their prompt counts too.
@@ -54,20 +53,21 @@ def chat_handler(dialect: Dialect) -> Handler:
 async def count_tokens(request: web.Request) -> web.Response:
     """A local estimate (claude.ai counts nothing); needs no claude.ai session."""
     body = await relay.read_json(request)
-    chat_request = parse_count_tokens(body, request.app[SERVICES].catalog)
+    chat_request = parse_count_tokens(body, request.app[SERVICES].catalog_for(request.get(MIRROR_CREDENTIALS)))
     return web.json_response({"input_tokens": estimate_request_tokens(chat_request)})
 
 
 async def list_models(request: web.Request) -> web.Response:
     """One body serves both SDKs (each reads the fields it knows)."""
-    return web.json_response(models_list(request.app[SERVICES].catalog))
+    return web.json_response(models_list(request.app[SERVICES].catalog_for(request.get(MIRROR_CREDENTIALS))))
 
 
 async def get_model(request: web.Request) -> web.Response:
     model_id = request.match_info["model_id"]
-    info = request.app[SERVICES].catalog.get(model_id)
+    catalog = request.app[SERVICES].catalog_for(request.get(MIRROR_CREDENTIALS))
+    info = catalog.get(model_id)
     if info is None:
-        raise model_not_found(model_id)
+        raise unknown_model(catalog, model_id)
     return web.json_response(model_object(info))
 
 

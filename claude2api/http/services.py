@@ -11,10 +11,11 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
+from claude2api.accounts.live import AccountWatcher, session_catalog
 from claude2api.accounts.pool import Session, SessionPool
 from claude2api.accounts.resolve import choose_organization, plan_of
 from claude2api.config import Settings
-from claude2api.core.catalog import ModelCatalog
+from claude2api.core.catalog import ModelCatalog, parse_app_start
 from claude2api.core.failures import (
     CLIENT_ERRORS,
     APIError,
@@ -24,7 +25,7 @@ from claude2api.core.failures import (
     upstream_api_error,
 )
 from claude2api.core.types import ChatHandler
-from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.client import Account, ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
 
 MIRROR_CACHE_SIZE = 256
@@ -54,6 +55,18 @@ class Services:
     upstream_tasks: set[asyncio.Task[object]] = field(default_factory=set)
     #: Set once the shutdown drain time is over: in-flight upstream calls end with an error.
     cutting: bool = False
+    #: Reads the accounts' model lists and usage (set by the app once the services exist).
+    watcher: AccountWatcher | None = None
+
+    def set_catalog(self, catalog: ModelCatalog) -> None:
+        """Swap in a catalogue rebuilt from fresh model lists (requests running keep theirs)."""
+        self.catalog = catalog
+
+    def catalog_for(self, mirror: tuple[str, str | None] | None) -> ModelCatalog:
+        """The catalogue a request resolves its model in: mirror mode's caller has its own."""
+        if mirror is None:
+            return self.catalog
+        return session_catalog(self.settings, self.mirror_sessions.get(f"{mirror[0]}:{mirror[1] or ''}"))
 
     def mirror_session(self, key: str, org_id: str | None) -> Session:
         """A caller's own session (mirror mode), verified by :meth:`verify_mirror_session` first."""
@@ -98,6 +111,16 @@ class Services:
             raise _mirror_rejected_error("the session key has no such claude.ai organization that can chat")
         session = self.mirror_session(key, org_id)
         session.org_id, session.plan = str(chosen["uuid"]), plan_of(chosen)
+        await self._read_mirror_models(session)
+
+    async def _read_mirror_models(self, session: Session) -> None:
+        """The caller's own model list (mirror mode); on failure the static list stands in."""
+        try:
+            async with asyncio.timeout(self.settings.upstream_first_byte_timeout):
+                body = await self.claude.app_start(Account(session.key, str(session.org_id)))
+        except (TimeoutError, UpstreamError):
+            return
+        session.models = tuple(parse_app_start(body, session.org_id)) or None
 
     def remember_rejected_mirror_key(self, key: str) -> None:
         """Refuse ``key`` for a while without asking claude.ai (bounded, oldest forgotten first)."""

@@ -6,10 +6,38 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 
+from claude2api.core.catalog import ModelCapabilities, ThinkingIntent, ThinkingPlan, plan_thinking
 from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.types import ChatContext, Event
+from claude2api.logs import get_logger
 from claude2api.upstream.client import Account
 from claude2api.upstream.protocol import TurnOptions, generation
+
+log = get_logger(__name__)
+
+
+def thinking_plan(ctx: ChatContext) -> ThinkingPlan:
+    """What to send for thinking: the client's intent against the model as this account's live
+    list describes it (else the catalogue's record); departures are said in a debug line."""
+    request = ctx.request
+    model_id = request.upstream_model or ctx.services.catalog.default
+    caps = _capabilities(ctx, model_id)
+    wish = request.thinking
+    plan = plan_thinking(caps, ThinkingIntent(wish.enabled, wish.effort) if wish else None)
+    for note in plan.adjustments:
+        log.debug("thinking_adjusted", model=model_id, note=note)
+    return plan
+
+
+def _capabilities(ctx: ChatContext, model_id: str) -> ModelCapabilities:
+    own = getattr(ctx.session, "models", None) or ()
+    for caps in own:
+        if caps.id == model_id:
+            return caps
+    resolved = ctx.services.catalog.resolve(model_id)
+    if resolved is not None and resolved.model is not None and resolved.upstream == model_id:
+        return resolved.model
+    return ModelCapabilities(model_id, model_id)  # unknown: nothing about thinking is sent
 
 
 async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
@@ -28,7 +56,7 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         account = Account(session.key, session.org_id)  # verified by the auth middleware; no state file
     else:
         account = await services.pool.account(session, client)
-    effort = request.thinking.effort if request.thinking else None
+    plan = thinking_plan(ctx)
     conv_id = str(uuid.uuid4())
     streaming = finished = False
     task = asyncio.current_task()
@@ -43,7 +71,9 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
             if image.data is not None:
                 files.append(await client.upload(account, image.data, image.media_type or "application/octet-stream"))
         protocol = generation(settings.upstream_protocol)
-        options = TurnOptions(model=request.upstream_model, thinking_effort=effort, files=files)
+        options = TurnOptions(
+            model=request.upstream_model, thinking_mode=plan.thinking_mode, effort=plan.effort, files=files
+        )
         await protocol.open(client, account, conv_id, options)
         body = protocol.completion_body(ctx.turn, options)
         async for event in client.completion(account, conv_id, body):

@@ -58,6 +58,8 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
         failures: list[UpstreamError] = []
         tried: set[Any] = set()
         mirror = ctx.mirror_session is not None
+        # Only the accounts whose model list has the model (None: any; the pool says when none does).
+        allowed = None if mirror or model is None else services.catalog.accounts_for(model)
         deadline = asyncio.timeout(services.settings.request_deadline)
         try:
             async with deadline:
@@ -66,7 +68,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                         session = ctx.mirror_session
                     else:
                         try:
-                            session = await pool.acquire(model, tried, services.settings.session_wait_timeout)
+                            session = await pool.acquire(model, tried, services.settings.session_wait_timeout, allowed)
                         except NoSessionAvailable as exc:
                             if failures:
                                 break
@@ -78,7 +80,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                         async for event in call_next(ctx):
                             if isinstance(event, Limit):
                                 if not mirror:
-                                    pool.record_limit(session, event)
+                                    pool.record_limit(session, event, model)
                             elif not committed:
                                 committed = True
                                 deadline.reschedule(None)
@@ -126,7 +128,7 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     """The one error a client gets after every attempt failed before any content: the failure
     that says most (:data:`_FAILURE_PRIORITY`), as :data:`CLIENT_ERRORS` words it."""
     if not failures:
-        return no_session_error(ctx.services.pool.unavailable(model), ctx)
+        return no_session_error(ctx.services.pool.unavailable(model, _allowed(ctx, model)), ctx)
     by_kind: dict[Failure, list[UpstreamError]] = {}
     for failure in failures:
         by_kind.setdefault(failure.failure, []).append(failure)
@@ -145,8 +147,12 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     if kind in (Failure.DEAD, Failure.DISABLED):
         if ctx.mirror_session is not None:
             return CLIENT_ERRORS[Refusal.MIRROR_KEY_REJECTED].error(f"claude.ai rejected the session key ({last.message})")
-        return no_session_error(ctx.services.pool.unavailable(model), ctx)
+        return no_session_error(ctx.services.pool.unavailable(model, _allowed(ctx, model)), ctx)
     return upstream_api_error(last)
+
+
+def _allowed(ctx: ChatContext, model: str | None) -> frozenset[str] | None:
+    return None if model is None else ctx.services.catalog.accounts_for(model)
 
 
 def no_session_error(exc: NoSessionAvailable, ctx: ChatContext) -> APIError:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -14,6 +16,8 @@ from claude2api.http.app import create_app, make_runner
 from claude2api.http.services import SERVICES, Services
 
 TEST_API_KEY = "sk-test-claude2api"
+#: Seconds a test daemon waits at start for the first read of its accounts' model lists.
+READY_TIMEOUT = 10.0
 
 
 @dataclass
@@ -50,6 +54,11 @@ async def run_daemon(settings: Settings, *, clock: Callable[[], float] = time.ti
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     host, port = runner.addresses[0][:2]
+    watcher = runner.app[SERVICES].watcher
+    if watcher is not None:  # the accounts' model lists, so routing is settled before the first request
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(READY_TIMEOUT):
+                await watcher.ready.wait()
     try:
         yield Daemon(runner.app, f"http://{host}:{port}", settings.api_keys[0] if settings.api_keys else None)
     finally:

@@ -11,7 +11,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from claude2api.core.failures import Failure, UpstreamError
-from claude2api.upstream.resets import reset_time, retry_after_time
+from claude2api.core.limits import parse_message_limit
+from claude2api.core.resets import reset_time, retry_after_time
 
 _CHALLENGE_MARKERS = (b"Just a moment...", b"/cdn-cgi/challenge-platform/")
 _RESET_KEYS = ("resetsAt", "resets_at", "reset_at", "resetAt")
@@ -22,8 +23,11 @@ BLOCKED_MESSAGE = (
 )
 
 
-def classify_response(status: int, headers: Mapping[str, str], body: bytes, now: float) -> UpstreamError:
-    """Classify a non-success response of any claude.ai endpoint."""
+def classify_response(
+    status: int, headers: Mapping[str, str], body: bytes, now: float, model: str | None = None
+) -> UpstreamError:
+    """Classify a non-success response of any claude.ai endpoint (``model``: the completion's model,
+    which a usage limit's unnamed per-model window binds)."""
     if status == 407:  # a forwarding HTTP proxy answering for claude.ai (http:// base URLs)
         return UpstreamError(
             Failure.TRANSIENT,
@@ -47,12 +51,12 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, now:
         return UpstreamError(Failure.DEAD, f"session key rejected by claude.ai ({summary})", status=status)
     if "organization has been disabled" in message.lower():
         return UpstreamError(Failure.DISABLED, f"claude.ai organization disabled ({summary})", status=status)
-    if code == "model_not_allowed" or message == "Invalid model":
+    if code == "model_not_allowed" or message == "Invalid model" or _model_unavailable(status, etype, message):
         return UpstreamError(Failure.MODEL_NOT_ALLOWED, f"model not allowed on this account ({summary})", status=status)
     if status == 403 and "unable to serve your request" in message.lower():
         return UpstreamError(Failure.BLOCKED, BLOCKED_MESSAGE.format(detail="region or IP refused"), status=status)
     if status == 429:
-        return _rate_limit(message, headers, now, summary)
+        return _rate_limit(message, headers, now, summary, model)
     if status == 529 or etype == "overloaded_error":
         return UpstreamError(Failure.OVERLOADED, f"claude.ai is overloaded ({summary})", status=status)
     if status >= 500:
@@ -72,15 +76,27 @@ def classify_stream_error(error: Any, now: float) -> UpstreamError:
     return UpstreamError(Failure.TRANSIENT, f"claude.ai stream failed ({_summary(None, etype, message)})")
 
 
-def _rate_limit(message: str, headers: Mapping[str, str], now: float, summary: str) -> UpstreamError:
+def _model_unavailable(status: int, etype: str, message: str) -> bool:
+    """2026 reference §6.1: a 403 ``permission_error`` saying the model is not available (on this
+    plan). Matched on the words, not one literal: claude.ai has rephrased it before."""
+    text = message.lower().replace("isn't", "not").replace("is not", "not")
+    return status == 403 and etype in ("permission_error", "") and "model" in text and "not available" in text
+
+
+def _rate_limit(
+    message: str, headers: Mapping[str, str], now: float, summary: str, model: str | None = None
+) -> UpstreamError:
     inner = _json_or_none(message)
+    limit = parse_message_limit(inner, model) if isinstance(inner, dict) else None
     reset = reset_from_limit(inner, now) if isinstance(inner, dict) else None
     unified_reset = headers.get("anthropic-ratelimit-unified-reset")
     if reset is None:
         reset = reset_time(unified_reset, now)
     # A usage limit even when its reset time was unusable: the pool then parks for the default cool-down.
     if reset is not None or unified_reset or (isinstance(inner, dict) and inner.get("type") == "exceeded_limit"):
-        return UpstreamError(Failure.RATE_LIMITED, "usage limit reached on this account", status=429, reset_at=reset)
+        return UpstreamError(
+            Failure.RATE_LIMITED, "usage limit reached on this account", status=429, reset_at=reset, limit=limit
+        )
     return UpstreamError(
         Failure.REQUEST_RATE,
         f"claude.ai is rate limiting requests ({summary})",
@@ -92,7 +108,7 @@ def _rate_limit(message: str, headers: Mapping[str, str], now: float, summary: s
 def reset_from_limit(limit: dict[str, Any], now: float) -> float | None:
     """The reset time of a ``message_limit``-shaped object (2026 additions 6.3): ``resetsAt`` (or
     another spelling), else the exceeded windows' latest ``resets_at``, else ``resolved.limit``'s.
-    Only times :func:`~claude2api.upstream.resets.reset_time` accepts count."""
+    Only times :func:`~claude2api.core.resets.reset_time` accepts count."""
     for key in _RESET_KEYS:
         value = reset_time(limit.get(key), now)
         if value is not None:

@@ -187,6 +187,12 @@ class ClaudeWebClient:
             raise UpstreamError(Failure.UNKNOWN, "claude.ai accepted the upload but returned no file_uuid")
         return str(file_uuid)
 
+    async def app_start(self, account: Account) -> Any:
+        """The bootstrap body with the account's live model list (2026 reference §4.1)."""
+        query = "statsig_hashing_algorithm=djb2&growthbook_format=sdk&include_system_prompts=false"
+        _, body = await self._call("GET", f"/edge-api/bootstrap/{account.org_id}/app_start?{query}", account.key)
+        return self._json(body, "app_start")
+
     async def usage(self, account: Account) -> Any:
         """Quota windows of the account (reference 4.12); utilization is a percentage here."""
         _, body = await self._call("GET", f"/api/organizations/{account.org_id}/usage", account.key)
@@ -227,9 +233,9 @@ class ClaudeWebClient:
         try:
             if resp.status != 200:
                 error_body = await resp.content.read(_MAX_ERROR_BODY)
-                raise classify_response(resp.status, resp.headers, error_body, self.clock())
+                raise classify_response(resp.status, resp.headers, error_body, self.clock(), body.get("model"))
             parser = SSEParser()
-            stream = StreamTranslator(self.clock)
+            stream = StreamTranslator(self.clock, body.get("model"))
             waiting = None if first_byte_by is None else max(0.0, first_byte_by - loop.time())
             chunk = await asyncio.wait_for(resp.content.readany(), waiting)
             while chunk:  # iter_any() by hand, so that the first read alone has the deadline

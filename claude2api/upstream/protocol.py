@@ -34,11 +34,19 @@ NORMAL_STYLE = {
 @dataclass(slots=True)
 class TurnOptions:
     """What the pipeline decided for this turn, beyond the prompt: the claude.ai model id (``None``:
-    the account default), the thinking effort (``None``: no thinking) and the uploaded files."""
+    the account default), the model's ``thinking_mode`` and ``effort`` exactly as
+    :func:`~claude2api.core.catalog.plan_thinking` decided them (``None``: leave the field out) and
+    the uploaded files."""
 
     model: str | None = None
-    thinking_effort: str | None = None
+    thinking_mode: str | None = None
+    effort: str | None = None
     files: list[str] = field(default_factory=list)
+
+    @property
+    def thinking(self) -> bool:
+        """Whether the turn thinks (any mode but ``off``)."""
+        return self.thinking_mode not in (None, "off")
 
 
 def attachment_wire(attachment: Attachment) -> dict[str, Any]:
@@ -88,7 +96,7 @@ class Generation2025(Generation):
 
     async def open(self, client: ClaudeWebClient, account: Account, conv_id: str, options: TurnOptions) -> None:
         await client.create_conversation(account, conv_id, model=options.model)
-        if options.thinking_effort:
+        if options.thinking:  # the 2025 switch is per conversation, and only ``extended``
             await client.update_conversation_settings(account, conv_id, {"paprika_mode": "extended"})
 
     def completion_body(self, turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
@@ -104,18 +112,18 @@ class Generation2026(Generation):
 
     def completion_body(self, turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
         body = _common_body(turn, options)
-        effort = options.thinking_effort
         body["turn_message_uuids"] = {
             "human_message_uuid": str(uuid.uuid4()),
             "assistant_message_uuid": str(uuid.uuid4()),
         }
-        body["thinking_mode"] = "extended" if effort else "off"
-        if effort:
-            body["effort"] = effort
+        if options.thinking_mode is not None:
+            body["thinking_mode"] = options.thinking_mode
+        if options.effort is not None:
+            body["effort"] = options.effort
         params: dict[str, Any] = {
             "name": "",
             "include_conversation_preferences": True,
-            "paprika_mode": "extended" if effort else None,
+            "paprika_mode": "extended" if options.thinking_mode == "extended" else None,
             "compass_mode": None,
             "is_temporary": True,
         }

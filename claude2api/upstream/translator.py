@@ -3,23 +3,24 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from typing import Any
 
 from claude2api.core.failures import Failure, UpstreamError
-from claude2api.core.types import Event, Limit, LimitWindow, Stop, TextDelta, ThinkingDelta
-from claude2api.upstream.classify import classify_stream_error, reset_from_limit
-from claude2api.upstream.resets import reset_time
+from claude2api.core.limits import parse_message_limit
+from claude2api.core.types import Event, Stop, TextDelta, ThinkingDelta
+from claude2api.upstream.classify import classify_stream_error
 
 
 class StreamTranslator:
     """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped."""
 
-    __slots__ = ("blocks", "clock", "done", "stop_reason", "stop_sequence")
+    __slots__ = ("blocks", "clock", "done", "model", "stop_reason", "stop_sequence")
 
-    def __init__(self, clock: Callable[[], float]) -> None:
+    def __init__(self, clock: Callable[[], float], model: str | None = None) -> None:
         self.clock = clock
+        #: The turn's claude.ai model: a per-model window claude.ai does not name binds it.
+        self.model = model
         self.blocks: dict[int, str] = {}
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
@@ -48,7 +49,8 @@ class StreamTranslator:
             self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
             return []
         if kind == "message_limit":
-            return [parse_limit(frame.get("message_limit"), self.clock())]
+            limit = parse_message_limit(frame.get("message_limit"), self.model)
+            return [limit] if limit is not None else []
         if kind == "message_stop":
             self.done = True
             return [Stop(self.stop_reason or "end_turn", self.stop_sequence)]
@@ -98,27 +100,3 @@ class StreamTranslator:
             self.done = True
             return Stop(self.stop_reason, self.stop_sequence)
         raise UpstreamError(Failure.TRANSIENT, "claude.ai closed the stream before the reply ended")
-
-
-def parse_limit(raw: Any, now: float) -> Limit:
-    raw = raw if isinstance(raw, dict) else {}
-    windows = []
-    raw_windows = raw.get("windows")
-    for name, window in (raw_windows.items() if isinstance(raw_windows, dict) else ()):
-        if isinstance(window, dict):
-            windows.append(
-                LimitWindow(
-                    name=str(name),
-                    status=window.get("status") if isinstance(window.get("status"), str) else None,
-                    utilization=as_float(window.get("utilization")),
-                    resets_at=reset_time(window.get("resets_at"), now),
-                )
-            )
-    return Limit(type=str(raw.get("type") or "within_limit"), resets_at=reset_from_limit(raw, now), windows=windows)
-
-
-def as_float(value: Any) -> float | None:
-    """A finite JSON number as a float, else ``None``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None

@@ -1,4 +1,4 @@
-"""The one parser for reset times claude.ai sends, wherever they come from.
+"""The one parser for reset times claude.ai sends, wherever they come from (pure: no I/O).
 
 claude.ai writes the same instant several ways: epoch seconds (``resetsAt``, ``windows.*.resets_at``,
 the ``anthropic-ratelimit-unified-reset`` header), ISO 8601 with or without a fraction, offset or
@@ -12,6 +12,7 @@ logged reset time is therefore always one ``datetime`` can format.
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -34,6 +35,8 @@ def parse_instant(value: Any) -> float | None:
             return None
         number = _float(text)
         return _epoch(number) if number is not None else _iso(text)
+    if isinstance(value, int) and abs(value) >= 2**63:
+        return None  # float() of a huge int overflows; no such instant anyway
     if isinstance(value, (int, float)):
         return _epoch(float(value))
     return None
@@ -79,6 +82,8 @@ def _epoch(number: float) -> float | None:
 
 
 def _iso(text: str) -> float | None:
+    # fromisoformat takes at most microseconds and (before 3.11) no "Z".
+    text = re.sub(r"(\.\d{6})\d+", r"\1", text.replace("z", "Z"))
     try:
         when = datetime.fromisoformat(text)
     except ValueError:
