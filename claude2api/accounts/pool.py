@@ -385,14 +385,16 @@ class SessionPool:
 
     def record_limit(self, session: Session, limit: MessageLimit, model: str | None) -> None:
         """Act on the stream's ``message_limit``: park at once when a window binding every model is
-        exhausted, for ``model`` only when a per-model one is; else note the pressure."""
+        exhausted, for ``model`` only when a per-model one binding it is (one binding another model
+        is only shown); else note the pressure."""
         session.stream_windows = limit.windows
-        if limit.exceeded and not self._park_for_model(session, limit, model):
-            now = self.clock()
-            until = limit.blocked_until(None)
+        now = self.clock()
+        until = limit.blocked_until(None)  # only all-model windows bind "any model"
+        if until is not None:
             until = clamp_reset(until, now) or clamp_reset(limit.resets_at, now) or now + self.cooldown_default
             self._park(session, State.COOLING, "usage limit reached", until)
             return
+        self._park_for_model(session, limit, model)
         utilizations = [w.utilization for w in limit.windows if w.scope == ALL_MODELS and w.utilization is not None]
         session.pressure = max(utilizations, default=0.0)
 

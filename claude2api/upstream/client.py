@@ -235,7 +235,9 @@ class ClaudeWebClient:
                 error_body = await resp.content.read(_MAX_ERROR_BODY)
                 raise classify_response(resp.status, resp.headers, error_body, self.clock(), body.get("model"))
             parser = SSEParser()
-            stream = StreamTranslator(self.clock, body.get("model"))
+            # In-stream windows are not attributed to this turn's model: the turn was served, so an
+            # exhausted window that names no model is another model's (a 429 names the refused one).
+            stream = StreamTranslator(self.clock)
             waiting = None if first_byte_by is None else max(0.0, first_byte_by - loop.time())
             chunk = await asyncio.wait_for(resp.content.readany(), waiting)
             while chunk:  # iter_any() by hand, so that the first read alone has the deadline
