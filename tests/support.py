@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import aiohttp
 import openai
@@ -10,6 +12,16 @@ import openai
 from claude2api.testing.daemon import Daemon
 
 MODEL = "claude-sonnet-4-6"
+
+#: Where ``scripts/npm-tools`` installs the CLI clients the end-to-end tests drive.
+NPM_TOOLS = Path(__file__).resolve().parent.parent / ".cache" / "npm-tools"
+
+
+def npm_tool(name: str) -> Path | None:
+    """The ``claude`` / ``codex`` binary ``scripts/npm-tools`` installed, or ``None`` when it is
+    not there (no node/npm, or the script was not run: ``scripts/test`` runs it)."""
+    binary = NPM_TOOLS / "node_modules" / ".bin" / name
+    return binary if binary.exists() and shutil.which("node") else None
 
 
 def sdk(daemon: Daemon, prefix: str = "/v1", api_key: str | None = None) -> openai.AsyncOpenAI:

@@ -22,7 +22,8 @@ from claude2api.testing.fake_claude import FakeModel, make_session_key
 
 from support import raw_post, sdk
 
-CAPTURE = Path("/work/wt/claude-code-capture.jsonl")
+#: The ``/v1/messages`` body Claude Code 2.1.197 sent (captured from the real CLI).
+CLAUDE_CODE_BODY = json.loads((Path(__file__).parent / "data" / "claude-code-2.1.197-messages.json").read_text())
 
 
 @pytest.fixture
@@ -218,10 +219,7 @@ async def test_thinking_is_what_the_model_lists(fake: FakeClaude, make_daemon, m
 async def test_claude_code_request_is_served(fake: FakeClaude, make_daemon) -> None:
     """Claude Code 2.1.197's captured ``/v1/messages`` body: system messages mid-conversation,
     adaptive thinking, ``output_config.effort``, ``context_management``, metadata."""
-    if not CAPTURE.exists():
-        pytest.skip(f"no capture at {CAPTURE}")
-    captured = next(json.loads(line) for line in CAPTURE.read_text().splitlines() if '"POST"' in line)
-    body = json.loads(captured["body"])
+    body = CLAUDE_CODE_BODY
     assert any(m["role"] == "system" for m in body["messages"]) and body["thinking"] == {"type": "adaptive"}
     fake.add_account(plan="max")
     daemon = await make_daemon()
