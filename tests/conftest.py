@@ -13,7 +13,9 @@ from claude2api.testing.daemon import Daemon, run_daemon, settings_for
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeClaude]:
-    async with FakeClaude() as server:
+    """Strict about models: an id outside claude.ai's catalogue, or a thinking mode / effort the
+    model does not list, fails there as on claude.ai."""
+    async with FakeClaude(strict_models=True) as server:
         yield server
 
 

@@ -581,7 +581,7 @@ def test_empty_reply_still_has_a_text_block() -> None:
 
 def test_limit_event_emits_only_the_start() -> None:
     renderer = stream()
-    start = frames(renderer.feed(Limit("within_limit")))
+    start = frames(renderer.feed(Limit(exceeded=False, windows=())))
     assert [e["type"] for e in start] == ["message_start", "ping"]
     rest = frames(renderer.feed(TextDelta("x")) + renderer.finish())
     check_sequence(start + rest)
@@ -666,7 +666,7 @@ def test_message_ids_are_unique_and_long() -> None:
 def test_collector() -> None:
     renderer = collector()
     for event in [
-        Limit("within_limit"),
+        Limit(exceeded=False, windows=()),
         ThinkingDelta("Let me "),
         ThinkingDelta("think."),
         TextDelta("Hello"),

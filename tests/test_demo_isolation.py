@@ -48,6 +48,7 @@ def test_scripts_test_uses_its_own_venv_and_leaves_the_demo_alone(tmp_path: Path
     tree = tmp_path / "checkout"
     shutil.copy(REPO / "scripts" / "test", _mkdir(tree / "scripts") / "test")
     _script(tree / "scripts" / "sdk-lanes", "#!/bin/sh\necho sdk-lanes >> \"$CALL_LOG\"\n")
+    _script(tree / "scripts" / "npm-tools", "#!/bin/sh\necho npm-tools >> \"$CALL_LOG\"\n")
     # The demo's environment as the README's first command leaves it.
     _script(tree / ".venv" / "bin" / "python", DEMO_PYTHON)
     _script(tree / ".venv" / "bin" / "ruff", DEMO_PYTHON)
@@ -85,6 +86,7 @@ def test_scripts_test_uses_its_own_venv_and_leaves_the_demo_alone(tmp_path: Path
     assert "ruff check ." in tools
     assert any(t.startswith("python -m pytest") for t in tools)
     assert calls[-1] == "sdk-lanes"
+    assert calls.index("npm-tools") < next(i for i, c in enumerate(calls) if "-m pytest" in c)  # CLI clients first
     # The test venv is ignored by git (and so by ruff), like the demo's.
     ignored = (REPO / ".gitignore").read_text().split()
     assert f"{venv_dir.name}/" in ignored

@@ -434,7 +434,7 @@ def finish_reason(chunks: list[dict[str, Any]]) -> str:
 
 def test_stream_basic_with_usage() -> None:
     stream, chunks = run_stream(
-        [Limit("within_limit"), TextDelta("Hello"), TextDelta(" there!"), Stop("end_turn")],
+        [Limit(exceeded=False, windows=()), TextDelta("Hello"), TextDelta(" there!"), Stop("end_turn")],
         include_usage=True,
     )
     assert contents(chunks) == "Hello there!"

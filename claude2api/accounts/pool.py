@@ -197,7 +197,7 @@ def describe_window(window: Window) -> dict[str, Any]:
         "model": window.model,
         "exceeded": window.exceeded,
         "utilization": None if window.utilization is None else round(window.utilization, 4),
-        "resets_at": iso_time(window.resets_at) if window.resets_at and window.resets_at < 1e11 else None,
+        "resets_at": iso_time(window.resets_at) if window.resets_at else None,
     }
 
 
