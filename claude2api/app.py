@@ -29,11 +29,12 @@ from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestHandler
 from aiohttp_socks import ProxyConnector
 
-from . import api_anthropic, api_openai
+from . import api_anthropic, api_openai, api_responses
 from .auth import check_api_key, key_matches, mirror_credentials, presented_key
 from .chat import ChatMiddleware, ChatMiddlewareFactory
 from .cleanup import Janitor
 from .config import ConfigError, Settings, is_loopback
+from .dialects.response_store import MemoryResponseStore
 from .errors import APIError
 from .logs import get_logger
 from .models import ModelCatalog
@@ -154,6 +155,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             janitor=janitor,
             chain=chain,
             clock=clock,
+            responses=MemoryResponseStore(
+                max_items=settings.responses_store_max_items,
+                max_bytes=int(settings.responses_store_max_mb * 1024 * 1024),
+                ttl=settings.responses_store_ttl,
+            ),
         )
         try:
             yield
@@ -189,6 +195,9 @@ RESTART_ONLY = (
     "header_read_timeout",
     "max_connections",
     "shutdown_drain_seconds",
+    "responses_store_max_items",
+    "responses_store_max_mb",
+    "responses_store_ttl",
 )
 
 
@@ -387,7 +396,7 @@ class GuardedRunner(web.AppRunner):
 
 
 def add_routes(app: web.Application, settings: Settings) -> None:
-    """OpenAI under ``/v1`` and ``/hf/v1`` (and the root and ``/v1/v1`` as aliases); Anthropic under ``/v1`` and ``/v1/v1`` (a base URL pasted
+    """OpenAI (chat completions and Responses) under ``/v1`` and ``/hf/v1`` (and the root and ``/v1/v1`` as aliases); Anthropic under ``/v1`` and ``/v1/v1`` (a base URL pasted
     with ``/v1``, which Anthropic SDKs add themselves); both under the mirror prefix when enabled.
     The model list answers on every prefix: both SDKs read it."""
     app.router.add_get("/health", health)
@@ -398,6 +407,9 @@ def add_routes(app: web.Application, settings: Settings) -> None:
     anthropic_prefixes = ["/v1", "/v1/v1", *mirror]
     for prefix in openai_prefixes:
         app.router.add_post(prefix + "/chat/completions", api_openai.chat_completions)
+        app.router.add_post(prefix + "/responses", api_responses.create_response)
+        app.router.add_get(prefix + "/responses/{response_id}", api_responses.get_response)
+        app.router.add_delete(prefix + "/responses/{response_id}", api_responses.delete_response)
     for prefix in anthropic_prefixes:
         app.router.add_post(prefix + "/messages", api_anthropic.messages)
         app.router.add_post(prefix + "/messages/count_tokens", api_anthropic.count_tokens)
@@ -560,7 +572,7 @@ async def browser_guard(request: web.Request, handler: Handler) -> web.StreamRes
             status=204,
             headers={
                 "Access-Control-Allow-Origin": allowed,
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": requested or CORS_ALLOW_HEADERS,
                 "Access-Control-Max-Age": "86400",
                 "Vary": "Origin",
@@ -571,11 +583,15 @@ async def browser_guard(request: web.Request, handler: Handler) -> web.StreamRes
     return await handler(request)
 
 
+#: Mirror-mode routes that talk to claude.ai with the caller's own session key (verified first).
+MIRROR_CHAT_ROUTES = ("/chat/completions", "/messages", "/responses")
+
+
 def credential_required(request: web.Request) -> bool:
     """Whether this request must carry a key header, which a browser cannot add without a preflight."""
     settings = request.app[SERVICES].settings
     if is_mirror_path(request):
-        return request.path.endswith(("/chat/completions", "/messages"))
+        return request.path.endswith(MIRROR_CHAT_ROUTES)
     if request.path.startswith("/admin/"):
         return True
     return bool(settings.api_keys)
@@ -591,7 +607,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         return await handler(request)
     services = request.app[SERVICES]
     if is_mirror_path(request):
-        if request.path.endswith("/chat/completions") or request.path.endswith("/messages"):
+        if request.path.endswith(MIRROR_CHAT_ROUTES):
             credentials = mirror_credentials(request)
             await services.verify_mirror_session(*credentials)  # before the body is even read
             request[MIRROR_CREDENTIALS] = credentials

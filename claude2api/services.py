@@ -14,6 +14,7 @@ from aiohttp import web
 from .chat import ChatHandler
 from .cleanup import Janitor
 from .config import Settings
+from .dialects.response_store import ResponseStore
 from .errors import APIError, Failure, UpstreamError
 from .models import ModelCatalog
 from .sessions import Session, SessionPool, plan_of
@@ -38,6 +39,8 @@ class Services:
     janitor: Janitor
     chain: ChatHandler
     clock: Callable[[], float]
+    #: Finished Responses API exchanges, for ``previous_response_id`` and GET/DELETE.
+    responses: ResponseStore
     #: Mirror-mode sessions claude.ai accepted, most recently used last.
     mirror_sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     #: sha256 of mirror-mode keys claude.ai rejected -> when to forget them.
