@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from claude2api.chat import Message, TextPart, UpstreamTurn
-from claude2api.models import ModelCatalog
-from claude2api.prompt import build_prompt
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.types import Message, TextPart, UpstreamTurn
+from claude2api.pipeline.transcript import build_prompt
 from claude2api.upstream.client import ClaudeWebClient, completion_body
 
 from .fake_server import delta_texts

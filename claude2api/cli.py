@@ -17,8 +17,10 @@ from typing import Any
 
 from aiohttp import web
 
-from . import __version__
-from .app import (
+from claude2api import __version__
+from claude2api.accounts.report import check_sessions, render_table
+from claude2api.config import ConfigError, Settings, load_settings, read_dotenv
+from claude2api.http.app import (
     apply_settings,
     connection_cap,
     create_app,
@@ -26,11 +28,9 @@ from .app import (
     raise_open_file_limit,
     upstream_session,
 )
-from .check import check_sessions, render_table
-from .config import ConfigError, Settings, load_settings, read_dotenv
-from .logs import configure_logging, get_logger, register_secret
-from .services import SERVICES
-from .upstream.client import ClaudeWebClient
+from claude2api.http.services import SERVICES
+from claude2api.logs import configure_logging, get_logger, register_secret
+from claude2api.upstream.client import ClaudeWebClient
 
 log = get_logger(__name__)
 
@@ -231,7 +231,7 @@ def reload_config(app: web.Application, reload: Callable[[], Settings]) -> None:
 
 async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
     """The daemon against the built-in fake claude.ai: the whole API, no account needed."""
-    from .testing import FakeClaude
+    from claude2api.testing import FakeClaude
 
     async with FakeClaude() as fake:
         fake.add_account()
@@ -276,7 +276,7 @@ async def run_demo(config_path: str | None, environ: Mapping[str, str]) -> int:
 
 def _demo_reply(call: Any) -> Any:
     """The fake's answer in demo mode: says what is going on, quotes the last user turn."""
-    from .testing import Reply
+    from claude2api.testing import Reply
 
     prompt = (call.json or {}).get("prompt", "") if isinstance(call.json, dict) else ""
     last_turn = prompt.rsplit("Human: ", 1)[-1].strip()[:200]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-from claude2api.chat import ChatContext, ChatHandler, Event, TextDelta
+from claude2api.plugin import ChatContext, ChatHandler, Event, TextDelta
 
 EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 #: A tail that may still grow into an address is held back until the next delta.

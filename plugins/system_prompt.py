@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 
-from claude2api.chat import ChatContext, ChatHandler, Event, Message, TextPart
+from claude2api.plugin import ChatContext, ChatHandler, Event, Message, TextPart
 
 
 def chat_middleware(settings):

@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from anthropic.types import Message as SDKMessage
 
-from claude2api.chat import (
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.types import (
     ChatRequest,
     ImagePart,
     Limit,
@@ -29,9 +31,8 @@ from claude2api.dialects.anthropic import (
     parse_count_tokens,
     parse_messages_request,
 )
-from claude2api.errors import APIError
-from claude2api.models import ModelCatalog
-from claude2api.prompt import build_prompt
+from claude2api.dialects.anthropic import error_body as anthropic_error_body
+from claude2api.pipeline.transcript import build_prompt
 
 CATALOG = ModelCatalog()
 MODEL = "claude-sonnet-4-6"
@@ -197,13 +198,13 @@ def test_bad_requests_are_400_invalid_request_error(body: object, mentions: str)
     error = parse_error(body)
     assert error.status == 400
     assert mentions in error.message
-    assert error.anthropic_body()["error"]["type"] == "invalid_request_error"
+    assert anthropic_error_body(error)["error"]["type"] == "invalid_request_error"
 
 
 def test_unknown_model_is_404_not_found_error() -> None:
     error = parse_error({"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
     assert error.status == 404 and "gpt-4o" in error.message
-    assert error.anthropic_body()["error"]["type"] == "not_found_error"
+    assert anthropic_error_body(error)["error"]["type"] == "not_found_error"
 
 
 def test_system_as_string() -> None:

@@ -7,7 +7,7 @@ import ssl
 import pytest
 import trustme
 
-from claude2api.errors import Failure
+from claude2api.core.failures import Failure
 from claude2api.testing import FakeClaude
 from claude2api.testing.cloudflare import CloudflareFront
 from claude2api.upstream import impersonate

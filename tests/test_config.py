@@ -7,14 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from claude2api.config import (
-    ConfigError,
-    SessionSpec,
-    Settings,
-    env_name,
-    load_settings,
-    read_dotenv,
-)
+from claude2api.config import ConfigError, SessionSpec, Settings, env_name, load_settings, read_dotenv
 from claude2api.logs import fingerprint
 
 KEY_A = "sk-ant-sid01-" + "A1b2C3d4" * 10

@@ -18,7 +18,7 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude2api import statefile
+from claude2api.accounts import statefile
 from claude2api.testing import FakeClaude
 from claude2api.upstream.classify import classify_response
 from claude2api.upstream.resets import MAX_RESET_AHEAD, parse_instant, reset_time, retry_after_time

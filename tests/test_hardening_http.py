@@ -20,8 +20,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from claude2api.app import create_app
 from claude2api.config import RESERVED_PATH_SEGMENTS, ConfigError, load_settings
+from claude2api.http.app import create_app
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import run_daemon, settings_for
 from claude2api.testing.fake_claude import make_session_key

@@ -19,9 +19,10 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from claude2api.core.failures import APIError
+from claude2api.core.stops import StopCutter
 from claude2api.dialects.openai import _unfence, strip_think_blocks
-from claude2api.errors import APIError
-from claude2api.stops import StopCutter
+from claude2api.dialects.openai import error_body as openai_error_body
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon
 
@@ -306,7 +307,7 @@ async def test_error_bodies_quote_client_values_shortened(daemon: Daemon, path: 
 def test_every_api_error_message_is_bounded() -> None:
     error = APIError(400, "x" * 100_000)
     assert len(error.message) <= 1000
-    assert len(error.openai_body()["error"]["message"]) <= 1000
+    assert len(openai_error_body(error)["error"]["message"]) <= 1000
 
 
 # --- M3: images are capped per request and fetched concurrently -------------------------------

@@ -10,8 +10,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from claude2api import images
-from claude2api.images import (
+from claude2api.upstream import image_http as images
+from claude2api.upstream.image_http import (
     ImageFetchError,
     decode_data_url,
     fetch_image,

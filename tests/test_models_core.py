@@ -11,18 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from claude2api.limits import (
-    ALL_MODELS,
-    NOT_CHAT,
-    ONE_MODEL,
-    SESSION,
-    WEEKLY,
-    model_matches,
-    parse_message_limit,
-    parse_reset_time,
-    parse_usage,
-)
-from claude2api.models import (
+from claude2api.core.catalog import (
     FALLBACK_MODELS,
     ModelCapabilities,
     ModelCatalog,
@@ -34,6 +23,17 @@ from claude2api.models import (
     intent_from_suffix,
     parse_app_start,
     plan_thinking,
+)
+from claude2api.core.limits import (
+    ALL_MODELS,
+    NOT_CHAT,
+    ONE_MODEL,
+    SESSION,
+    WEEKLY,
+    model_matches,
+    parse_message_limit,
+    parse_reset_time,
+    parse_usage,
 )
 from claude2api.testing.fake_claude import fixture_bytes
 

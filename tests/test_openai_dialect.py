@@ -11,7 +11,20 @@ from openai._streaming import SSEDecoder
 from openai.types import Model
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
-from claude2api.chat import ChatRequest, ImagePart, Limit, Message, Stop, TextDelta, TextPart, ThinkingDelta
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.stops import StopCutter
+from claude2api.core.tokens import TokenCounter, estimate_request_tokens, estimate_tokens
+from claude2api.core.types import (
+    ChatRequest,
+    ImagePart,
+    Limit,
+    Message,
+    Stop,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+)
 from claude2api.dialects.openai import (
     OpenAICollector,
     OpenAIOptions,
@@ -19,10 +32,7 @@ from claude2api.dialects.openai import (
     models_list,
     parse_chat_request,
 )
-from claude2api.errors import APIError
-from claude2api.models import ModelCatalog
-from claude2api.stops import StopCutter
-from claude2api.tokens import TokenCounter, estimate_request_tokens, estimate_tokens
+from claude2api.dialects.openai import error_body as openai_error_body
 
 CATALOG = ModelCatalog()
 MODEL = "claude-sonnet-4-6"
@@ -123,7 +133,7 @@ def test_bad_requests(body: object, param: str | None) -> None:
     error = parse_error(body)
     assert error.status == 400
     assert error.param == param
-    assert error.openai_body()["error"]["type"] == "invalid_request_error"
+    assert openai_error_body(error)["error"]["type"] == "invalid_request_error"
 
 
 def test_missing_messages() -> None:
@@ -134,7 +144,7 @@ def test_missing_messages() -> None:
 def test_unknown_model_is_404_model_not_found() -> None:
     error = parse_error({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
     assert error.status == 404
-    assert error.openai_body() == {
+    assert openai_error_body(error) == {
         "error": {
             "message": "The model `gpt-4o` does not exist or you do not have access to it.",
             "type": "invalid_request_error",

@@ -35,7 +35,7 @@ async def test_plugin_rewrites_streamed_events(fake: FakeClaude, make_daemon) ->
 
 async def test_plugin_module_path_and_order(fake: FakeClaude, make_daemon, tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "shout.py").write_text(
-        "from claude2api.chat import TextDelta\n"
+        "from claude2api.plugin import TextDelta\n"
         "def chat_middleware(settings):\n"
         "    async def shout(ctx, call_next):\n"
         "        async for event in call_next(ctx):\n"

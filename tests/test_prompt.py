@@ -4,7 +4,8 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from claude2api.chat import (
+from claude2api.core.failures import APIError
+from claude2api.core.types import (
     Attachment,
     ChatContext,
     ChatRequest,
@@ -13,15 +14,9 @@ from claude2api.chat import (
     TextDelta,
     TextPart,
 )
-from claude2api.errors import APIError
-from claude2api.prompt import (
-    ARTIFACTS_PREAMBLE,
-    HISTORY_FILE_INSTRUCTION,
-    build_prompt,
-    fetch_images_factory,
-    history_to_file_factory,
-    role_prefix_factory,
-)
+from claude2api.pipeline.history_file import HISTORY_FILE_INSTRUCTION, history_to_file_factory
+from claude2api.pipeline.images import fetch_images_factory
+from claude2api.pipeline.transcript import ARTIFACTS_PREAMBLE, build_prompt, transcript_factory
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
@@ -129,7 +124,7 @@ def test_message_without_parts_is_left_out():
 async def test_role_prefix_middleware_fills_turn():
     image = ImagePart("image/png", PNG)
     ctx = make_ctx([msg("system", "Be brief"), msg("user", "Hi", image)], instructions=["JSON only."])
-    events = await run_chain(ctx, role_prefix_factory(settings()))
+    events = await run_chain(ctx, transcript_factory(settings()))
     assert events == [TextDelta("ok")]
     assert ctx.turn.prompt == "System: Be brief\n\nHuman: Hi\n\n[image 1]\n\nSystem: JSON only.\n\n"
     assert ctx.turn.images == [image]
@@ -137,14 +132,14 @@ async def test_role_prefix_middleware_fills_turn():
 
 async def test_role_prefix_middleware_uses_settings():
     ctx = make_ctx([msg("user", "Hi")])
-    await run_chain(ctx, role_prefix_factory(settings(no_role_prefix=True, prompt_disable_artifacts=True)))
+    await run_chain(ctx, transcript_factory(settings(no_role_prefix=True, prompt_disable_artifacts=True)))
     assert ctx.turn.prompt == ARTIFACTS_PREAMBLE + "Hi\n\n"
 
 
 async def test_short_history_stays_in_prompt():
     ctx = make_ctx([msg("user", "Hi")])
     cfg = settings(max_chat_history_length=len("Human: Hi\n\n"))
-    await run_chain(ctx, role_prefix_factory(cfg), history_to_file_factory(cfg))
+    await run_chain(ctx, transcript_factory(cfg), history_to_file_factory(cfg))
     assert ctx.turn.prompt == "Human: Hi\n\n"
     assert ctx.turn.attachments == []
 
@@ -154,7 +149,7 @@ async def test_long_history_moves_to_context_txt(disable_artifacts):
     limit = 1000
     cfg = settings(max_chat_history_length=limit, prompt_disable_artifacts=disable_artifacts)
     ctx = make_ctx([msg("system", "Be brief"), msg("user", "é" * limit)])  # 2 UTF-8 bytes each
-    await run_chain(ctx, role_prefix_factory(cfg), history_to_file_factory(cfg))
+    await run_chain(ctx, transcript_factory(cfg), history_to_file_factory(cfg))
 
     transcript, _ = build_prompt(ctx.request.messages, disable_artifacts=disable_artifacts)
     assert ctx.turn.attachments == [Attachment("context.txt", transcript, "text/plain")]
@@ -167,14 +162,14 @@ async def test_long_history_moves_to_context_txt(disable_artifacts):
 async def test_limit_counts_utf8_bytes_not_characters():
     cfg = settings(max_chat_history_length=15)
     ctx = make_ctx([msg("user", "ééééé")])  # "Human: ééééé\n\n": 14 characters, 19 bytes
-    await run_chain(ctx, role_prefix_factory(cfg), history_to_file_factory(cfg))
+    await run_chain(ctx, transcript_factory(cfg), history_to_file_factory(cfg))
     assert [a.file_name for a in ctx.turn.attachments] == ["context.txt"]
 
 
 async def test_tiny_limit_still_sends_the_instruction():
     cfg = settings(max_chat_history_length=0)
     ctx = make_ctx([msg("user", "Hi")])
-    await run_chain(ctx, role_prefix_factory(cfg), history_to_file_factory(cfg))
+    await run_chain(ctx, transcript_factory(cfg), history_to_file_factory(cfg))
     assert ctx.turn.prompt == HISTORY_FILE_INSTRUCTION
     assert ctx.turn.attachments[0].content == "Human: Hi\n\n"
 
@@ -221,7 +216,7 @@ async def test_fetch_images_downloads_each_url_once(image_server, http):
     first, again = ImagePart(url=url), ImagePart(url=url)
     ctx = make_ctx([msg("user", first, inline, again)], http=http)
     cfg = settings()
-    await run_chain(ctx, role_prefix_factory(cfg), fetch_images_factory(cfg))
+    await run_chain(ctx, transcript_factory(cfg), fetch_images_factory(cfg))
     assert image_server.hits == ["/a.png"]
     assert (first.media_type, first.data) == (again.media_type, again.data) == ("image/png", PNG)
     assert (inline.media_type, inline.data) == ("image/gif", b"GIF89a")
@@ -233,7 +228,7 @@ async def test_fetch_images_failure_is_a_400_without_query_or_credentials(image_
     ctx = make_ctx([msg("user", ImagePart(url=str(url)))], http=http)
     cfg = settings()
     with pytest.raises(APIError) as info:
-        await run_chain(ctx, role_prefix_factory(cfg), fetch_images_factory(cfg))
+        await run_chain(ctx, transcript_factory(cfg), fetch_images_factory(cfg))
     error = info.value
     assert (error.status, error.param) == (400, "messages")
     assert error.message == (
@@ -246,5 +241,5 @@ async def test_fetch_images_refuses_loopback_by_default(image_server, http):
     ctx = make_ctx([msg("user", ImagePart(url=str(image_server.make_url("/a.png"))))], http=http)
     cfg = settings(image_fetch_allow_private=False)
     with pytest.raises(APIError, match="private, loopback or reserved"):
-        await run_chain(ctx, role_prefix_factory(cfg), fetch_images_factory(cfg))
+        await run_chain(ctx, transcript_factory(cfg), fetch_images_factory(cfg))
     assert image_server.hits == []

@@ -19,7 +19,18 @@ from openai._types import omit
 from openai.lib.streaming.responses._responses import ResponseStreamState
 from openai.types.responses import Response, ResponseStreamEvent
 
-from claude2api.chat import ChatRequest, Event, ImagePart, Message, Stop, TextDelta, TextPart, ThinkingDelta
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError
+from claude2api.core.types import (
+    ChatRequest,
+    Event,
+    ImagePart,
+    Message,
+    Stop,
+    TextDelta,
+    TextPart,
+    ThinkingDelta,
+)
 from claude2api.dialects.response_store import MemoryResponseStore, StoredResponse, history_size, owner_of
 from claude2api.dialects.responses import (
     ResponsesCollector,
@@ -30,8 +41,6 @@ from claude2api.dialects.responses import (
     parse_responses_request,
     stored_history,
 )
-from claude2api.errors import APIError
-from claude2api.models import ModelCatalog
 
 CATALOG = ModelCatalog()
 MODEL = "claude-sonnet-4-6"

@@ -7,38 +7,25 @@ are indexed 0, 1, 2... in order; a late failure is an ``error`` event and the st
 without ``message_stop``.
 
 claude.ai's own frames look like these but are never passed through: the renderers only see the
-neutral events of :mod:`claude2api.chat`, so web-only frames and fields cannot leak.
+neutral events of :mod:`claude2api.core.types`, so web-only frames and fields cannot leak.
 """
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claude2api.chat import (
-    ChatRequest,
-    Event,
-    ImagePart,
-    Message,
-    Part,
-    TextPart,
-    Thinking,
-)
-from claude2api.errors import APIError, bad_request, clip
-from claude2api.images import decode_data_url, is_image_media_type
-from claude2api.models import ModelCatalog
-from claude2api.reply import ReplyCutter
-from claude2api.stops import MAX_STOP_LENGTH
-
-
-def _dumps(obj: object) -> str:
-    """Compact JSON, as every frame and body we send is written."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError, bad_request, clip, model_not_found
+from claude2api.core.jsonutil import compact_json
+from claude2api.core.reply import ReplyCutter
+from claude2api.core.stops import MAX_STOP_LENGTH
+from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, TextPart, Thinking
+from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.upstream.image_http import decode_data_url, is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
 # Request parsing
@@ -121,9 +108,7 @@ def _resolve_model(raw: object, catalog: ModelCatalog) -> tuple[str, str, bool]:
         raise bad_request("model: Input should be a valid string", param="model")
     resolved = catalog.resolve(raw)
     if resolved is None:
-        raise APIError(
-            404, f"model: `{clip(raw)}` is not served here (GET /v1/models lists the models)", param="model"
-        )
+        raise model_not_found(raw)
     return raw, resolved.upstream, resolved.thinking
 
 
@@ -316,7 +301,7 @@ def _document_block(block: dict[str, Any], path: str) -> list[Part]:
 
 def _tool_use_block(block: dict[str, Any], path: str) -> list[Part]:
     """A past tool call as text (the same wording the OpenAI dialect uses), so history keeps it."""
-    return [TextPart(f"[called tool {block.get('name')} with {_dumps(block.get('input', {}))}]")]
+    return [TextPart(f"[called tool {block.get('name')} with {compact_json(block.get('input', {}))}]")]
 
 
 def _tool_result_block(block: dict[str, Any], path: str) -> list[Part]:
@@ -400,7 +385,7 @@ _EMPTY_BLOCKS = {
     "thinking": '{"type":"thinking","thinking":"","signature":""}',
     "text": '{"type":"text","text":""}',
 }
-_SIGNATURE_DELTA = f'{{"type":"signature_delta","signature":{_dumps(THINKING_SIGNATURE)}}}'
+_SIGNATURE_DELTA = f'{{"type":"signature_delta","signature":{compact_json(THINKING_SIGNATURE)}}}'
 
 
 class AnthropicStream(_Renderer):
@@ -447,7 +432,7 @@ class AnthropicStream(_Renderer):
         """An ``error`` event after the 200 went out (the SDK raises ``APIStatusError``); the end."""
         self._closed = True
         error = {"type": "error", "error": {"type": type, "message": message}}
-        return _frame("error", _dumps(error)).encode()
+        return _frame("error", compact_json(error)).encode()
 
     def _start(self) -> str:
         if self._started:
@@ -463,14 +448,14 @@ class AnthropicStream(_Renderer):
             "stop_sequence": None,
             "usage": {"input_tokens": self._input_tokens, "output_tokens": 1},
         }
-        return _frame("message_start", _dumps({"type": "message_start", "message": message})) + _PING
+        return _frame("message_start", compact_json({"type": "message_start", "message": message})) + _PING
 
     def _delta(self, kind: str, text: str) -> str:
         if not text:
             return ""
         out = "" if kind == self._block else self._stop_block() + self._start_block(kind)
         # kind is "text" or "thinking": the delta is {"type":"<kind>_delta","<kind>":"..."}
-        delta = f'{{"type":"{kind}_delta","{kind}":{_dumps(text)}}}'
+        delta = f'{{"type":"{kind}_delta","{kind}":{compact_json(text)}}}'
         return out + self._block_delta(delta)
 
     def _block_delta(self, delta_json: str) -> str:
@@ -505,7 +490,7 @@ class AnthropicStream(_Renderer):
             "delta": {"stop_reason": self._reply.stop_reason, "stop_sequence": self._reply.stop_sequence},
             "usage": self._usage(),
         }
-        return out + _frame("message_delta", _dumps(delta)) + _MESSAGE_STOP
+        return out + _frame("message_delta", compact_json(delta)) + _MESSAGE_STOP
 
 
 class AnthropicCollector(_Renderer):
@@ -550,3 +535,57 @@ class AnthropicCollector(_Renderer):
             self._blocks[-1][1].append(text)
         else:
             self._blocks.append((kind, [text]))
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors and the dialect object
+
+#: HTTP status -> Anthropic error type (the Messages API's own table); other 4xx are
+#: ``invalid_request_error``, other 5xx ``api_error``.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "request_too_large",
+    429: "rate_limit_error",
+    500: "api_error",
+    504: "timeout_error",
+    529: "overloaded_error",
+}
+
+
+def error_type(error: APIError) -> str:
+    return _ERROR_TYPES.get(error.status, "api_error" if error.status >= 500 else "invalid_request_error")
+
+
+def error_body(error: APIError, request_id: str | None = None) -> dict[str, Any]:
+    """``{"type": "error", "error": {type, message}, "request_id": ...}``, as the Messages API answers."""
+    body: dict[str, Any] = {"type": "error", "error": {"type": error_type(error), "message": error.message}}
+    if request_id:
+        body["request_id"] = request_id
+    return body
+
+
+def _error_frame(renderer: AnthropicStream, error: APIError) -> bytes:
+    return renderer.error_frame(error.message, error_type(error))
+
+
+def _stream(spec: ReplySpec) -> AnthropicStream:
+    r = spec.request
+    return AnthropicStream(r.model, spec.options, spec.prompt_tokens, r.stop, r.max_tokens)
+
+
+def _collect(spec: ReplySpec) -> AnthropicCollector:
+    r = spec.request
+    return AnthropicCollector(r.model, spec.options, spec.prompt_tokens, r.stop, r.max_tokens)
+
+
+ANTHROPIC = Dialect(
+    name="anthropic",
+    parse=parse_messages_request,
+    stream=_stream,
+    collect=_collect,
+    error_body=error_body,
+    error_frame=_error_frame,
+)

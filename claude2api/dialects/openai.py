@@ -18,27 +18,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from claude2api.chat import (
-    ChatRequest,
-    Event,
-    ImagePart,
-    Message,
-    Part,
-    Role,
-    TextPart,
-    Thinking,
-)
-from claude2api.errors import APIError, bad_request, clip
-from claude2api.images import is_image_media_type
-from claude2api.models import ModelCatalog, ModelInfo
-from claude2api.reply import ReplyCutter
-from claude2api.stops import MAX_STOP_LENGTH
-
-
-def _dumps(obj: object) -> str:
-    """Compact JSON, as every frame and body we send is written."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
+from claude2api.core.catalog import ModelCatalog, ModelInfo
+from claude2api.core.failures import APIError, bad_request, clip, model_not_found
+from claude2api.core.jsonutil import compact_json
+from claude2api.core.reply import ReplyCutter
+from claude2api.core.stops import MAX_STOP_LENGTH
+from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, Role, TextPart, Thinking
+from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.upstream.image_http import is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
 # Request parsing
@@ -97,13 +84,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
     model = _parse_model(body.get("model"), catalog)
     resolved = catalog.resolve(model)
     if resolved is None:
-        raise APIError(
-            404,
-            f"The model `{clip(model)}` does not exist or you do not have access to it.",
-            type="invalid_request_error",
-            code="model_not_found",
-            param="model",
-        )
+        raise model_not_found(model)
     messages = _parse_messages(body.get("messages"))
     _check_n(body.get("n"))
     response_format, instructions = _parse_response_format(body.get("response_format"))
@@ -363,7 +344,7 @@ def _arguments(raw: object) -> str:
     """Tool-call arguments are a JSON string on the wire; some clients send the object itself."""
     if raw is None:
         return "{}"
-    return raw if isinstance(raw, str) else _dumps(raw)
+    return raw if isinstance(raw, str) else compact_json(raw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -485,7 +466,7 @@ class OpenAIStream(_Renderer):
             "model": self.model,
         }
         # Every choice chunk is _prefix + <delta JSON> + finish-reason tail + _suffix.
-        self._prefix = f'data: {_dumps(head)[:-1]},"system_fingerprint":null,"choices":[{{"index":0,"delta":'
+        self._prefix = f'data: {compact_json(head)[:-1]},"system_fingerprint":null,"choices":[{{"index":0,"delta":'
         self._suffix = ',"usage":null}\n\n' if self.options.include_usage else "}\n\n"
         self._head = head
         self._started = False
@@ -526,7 +507,7 @@ class OpenAIStream(_Renderer):
         """An in-band error after the 200 went out (the SDK raises ``openai.APIError``), then ``[DONE]``."""
         self._closed = True
         error = {"error": {"message": message, "type": type, "param": None, "code": code}}
-        return f"data: {_dumps(error)}\n\ndata: [DONE]\n\n".encode()
+        return f"data: {compact_json(error)}\n\ndata: [DONE]\n\n".encode()
 
     def _start(self) -> str:
         if self._started:
@@ -553,7 +534,7 @@ class OpenAIStream(_Renderer):
 
     def _usage_chunk(self) -> str:
         chunk = {**self._head, "system_fingerprint": None, "choices": [], "usage": self._usage()}
-        return f"data: {_dumps(chunk)}\n\n"
+        return f"data: {compact_json(chunk)}\n\n"
 
     def _finish_chunk(self) -> str:
         return f'{self._prefix}{{}},"logprobs":null,"finish_reason":"{self.finish_reason}"}}]{self._suffix}'
@@ -647,3 +628,52 @@ def models_list(catalog: ModelCatalog) -> dict[str, Any]:
         "first_id": data[0]["id"] if data else None,
         "last_id": data[-1]["id"] if data else None,
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors and the dialect object
+
+#: HTTP status -> OpenAI error type, for errors that name no type themselves.
+_ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    413: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_type(error: APIError) -> str:
+    if error.type:
+        return error.type
+    return _ERROR_TYPES.get(error.status, "server_error" if error.status >= 500 else "invalid_request_error")
+
+
+def error_body(error: APIError, request_id: str | None = None) -> dict[str, Any]:
+    """``{"error": {message, type, param, code}}``, as OpenAI's API answers."""
+    return {"error": {"message": error.message, "type": error_type(error), "param": error.param, "code": error.code}}
+
+
+def _error_frame(renderer: OpenAIStream, error: APIError) -> bytes:
+    return renderer.error_frame(error.message, error_type(error), error.code)
+
+
+def _stream(spec: ReplySpec) -> OpenAIStream:
+    r = spec.request
+    return OpenAIStream(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
+
+
+def _collect(spec: ReplySpec) -> OpenAICollector:
+    r = spec.request
+    return OpenAICollector(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
+
+
+OPENAI = Dialect(
+    name="openai",
+    parse=parse_chat_request,
+    stream=_stream,
+    collect=_collect,
+    error_body=error_body,
+    error_frame=_error_frame,
+)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from claude2api.chat import ImagePart, Message, TextPart
+from claude2api.core.types import ImagePart, Message, TextPart
 
 
 def owner_of(credential: str | None) -> str:

@@ -27,7 +27,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from claude2api.chat import (
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import APIError, bad_request, clip, model_not_found
+from claude2api.core.jsonutil import compact_json
+from claude2api.core.reply import ReplyCutter
+from claude2api.core.types import (
     ChatRequest,
     Event,
     Message,
@@ -36,6 +40,7 @@ from claude2api.chat import (
     TextPart,
     Thinking,
 )
+from claude2api.dialects.base import Dialect, ReplySpec
 from claude2api.dialects.openai import (
     DEFAULT_THINK_EFFORT,
     THINKING_EFFORTS,
@@ -44,15 +49,9 @@ from claude2api.dialects.openai import (
     parse_image_url,
     strip_think_blocks,
 )
-from claude2api.errors import APIError, bad_request, clip
-from claude2api.models import ModelCatalog
-from claude2api.reply import ReplyCutter
-
-
-def _dumps(obj: object) -> str:
-    """Compact JSON, as every frame and body we send is written."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
-
+from claude2api.dialects.openai import (
+    error_body as openai_error_body,
+)
 
 # ---------------------------------------------------------------------------------------------
 # Request parsing
@@ -117,13 +116,7 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
     model = _parse_model(body.get("model"), catalog)
     resolved = catalog.resolve(model)
     if resolved is None:
-        raise APIError(
-            404,
-            f"The model `{clip(model)}` does not exist or you do not have access to it.",
-            type="invalid_request_error",
-            code="model_not_found",
-            param="model",
-        )
+        raise model_not_found(model)
     instructions = _parse_instructions(body.get("instructions"))
     conversation = _parse_input(body.get("input"))
     tools, tool_choice, parallel = _parse_tools(body)
@@ -718,7 +711,7 @@ class ResponsesStream(_Renderer):
     # -- frames ------------------------------------------------------------------------------
 
     def _event(self, type_: str, fields: dict[str, Any]) -> str:
-        data = _dumps({"type": type_, **fields, "sequence_number": self._sequence})
+        data = compact_json({"type": type_, **fields, "sequence_number": self._sequence})
         self._sequence += 1
         return f"event: {type_}\ndata: {data}\n\n"
 
@@ -878,3 +871,35 @@ def stored_history(conversation: list[Message], reply: str) -> list[Message]:
 def deleted_body(response_id: str) -> dict[str, Any]:
     """``DELETE /v1/responses/{id}``'s answer (the SDK discards it; other clients read ``deleted``)."""
     return {"id": response_id, "object": "response", "deleted": True}
+
+
+# ---------------------------------------------------------------------------------------------
+# Errors and the dialect object
+
+
+def error_body(error: APIError, request_id: str | None = None) -> dict[str, Any]:
+    """Errors before the first byte: OpenAI's ``{"error": {message, type, param, code}}``."""
+    return openai_error_body(error, request_id)
+
+
+def _error_frame(renderer: ResponsesStream, error: APIError) -> bytes:
+    """A late failure as ``response.failed``, coded as the Responses API codes it."""
+    return renderer.error_frame(error.message, code="rate_limit_exceeded" if error.status == 429 else "server_error")
+
+
+def _stream(spec: ReplySpec) -> ResponsesStream:
+    return ResponsesStream(spec.request.model, spec.options, spec.prompt_tokens, spec.request.max_tokens)
+
+
+def _collect(spec: ReplySpec) -> ResponsesCollector:
+    return ResponsesCollector(spec.request.model, spec.options, spec.prompt_tokens, spec.request.max_tokens)
+
+
+RESPONSES = Dialect(
+    name="responses",
+    parse=parse_responses_request,
+    stream=_stream,
+    collect=_collect,
+    error_body=error_body,
+    error_frame=_error_frame,
+)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from .fake_claude import FakeClaude, fixture_bytes
+from claude2api.testing.fake_claude import FakeClaude, fixture_bytes
 
 _MAX_HELLO = 64 * 1024
 _CF_BM = web.RequestKey("cf_bm", str)

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from ..app import create_app, make_runner
-from ..config import Settings, load_settings
-from ..services import SERVICES, Services
+from claude2api.config import Settings, load_settings
+from claude2api.http.app import create_app, make_runner
+from claude2api.http.services import SERVICES, Services
 
 TEST_API_KEY = "sk-test-claude2api"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from claude2api.chat import ChatContext, ChatHandler, ChatMiddleware, Event
-from claude2api.errors import APIError, UpstreamError
+from claude2api.core.failures import APIError, UpstreamError
+from claude2api.plugin import ChatContext, ChatHandler, ChatMiddleware, Event
 
 #: Appended to the upstream errors of demo mode.
 DEMO_NOTE = " (from the built-in demo claude.ai, not the real claude.ai)"

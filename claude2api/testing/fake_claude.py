@@ -31,6 +31,10 @@ fails; a test may change it at any time:
 A model in :attr:`Account.denied_models` gets 403 ``model_not_allowed`` from completions and from
 creates that name it.
 
+:attr:`FakeClaude.faults` (a :class:`Faults`) breaks the transport the way networks and fronts do:
+connection resets, stalls, a 1 MB SSE line, HTML error pages, truncated JSON frames, and
+claude.ai down for a while (every call answers an HTML 503 page until a given time).
+
 Generations (``protocol``): ``"2025"`` ignores ``create_conversation_params`` and the body's
 ``thinking_mode`` (thinking is the conversation's ``paprika_mode``) and sends 2025-shaped frames
 (no ``trace_id``, no ``windows``); ``"2026"`` creates conversations from
@@ -135,6 +139,7 @@ __all__ = [
     "Conversation",
     "FakeClaude",
     "FakeModel",
+    "Faults",
     "Framing",
     "Reply",
     "ToolCall",
@@ -306,6 +311,51 @@ class Framing:
     seed: int = 0
     noise: bool = False
     legacy: bool = False
+
+
+@dataclass
+class Faults:
+    """Transport and front-end failures of completions. Read once per completion; tests may change it.
+
+    The conversation exists before any fault strikes (claude.ai creates it first), so a client
+    that gives up must still delete it. Frame counts include ``message_start``.
+
+    ``reset_before_headers``: the connection is aborted before any response byte.
+    ``stall_before_headers``: seconds of silence before the response starts.
+    ``reset_after_frames`` / ``stall_after_frames``: after that many frames, abort the connection
+    or pause ``stall_seconds`` (then go on).
+    ``truncate_after_frames``: after that many frames, send the next frame's JSON cut in half,
+    then end the stream cleanly (no ``message_stop``).
+    ``long_line_bytes``: the first text delta carries this many extra bytes of text (one SSE line
+    longer than any read buffer).
+    ``html_error``: answer completions with this status and an HTML error page (a proxy or front
+    in the way; 200 too, as some proxies do).
+    ``down_until``: until this :attr:`FakeClaude.clock` time every API call answers 503 with an
+    HTML page, as when claude.ai is down (cleanup calls included).
+    """
+
+    reset_before_headers: bool = False
+    stall_before_headers: float = 0.0
+    reset_after_frames: int | None = None
+    stall_after_frames: int | None = None
+    stall_seconds: float = 0.0
+    truncate_after_frames: int | None = None
+    long_line_bytes: int = 0
+    html_error: int | None = None
+    down_until: float = 0.0
+
+
+#: What a front (nginx, a load balancer) sends when claude.ai behind it is unreachable.
+_HTML_ERROR_PAGE = (
+    "<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
+    "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
+)
+
+
+def _html_error(status: int) -> web.Response:
+    reason = {200: "OK", 502: "Bad Gateway", 503: "Service Temporarily Unavailable", 504: "Gateway Time-out"}
+    text = _HTML_ERROR_PAGE.format(status=status, reason=reason.get(status, "Error"))
+    return web.Response(status=status, text=text, content_type="text/html")
 
 
 @dataclass
@@ -1081,6 +1131,7 @@ class FakeClaude:
         self.uploads: dict[str, dict[str, Any]] = {}
         self.stopped: list[str] = []
         self.framing = Framing()
+        self.faults = Faults()
         self.reply_factory: Callable[[Call], Reply] | None = None
         self._reply = Reply()
         self._by_key: dict[str, Account] = {}
@@ -1241,6 +1292,8 @@ class FakeClaude:
         call = request[_CALL] = await self._record(request)
         if not request.path.startswith(("/api/", "/edge-api/")):
             return await handler(request)
+        if self.clock() < self.faults.down_until:
+            return _html_error(503)
         account = self._by_key.get(call.session_key or "")
         if account is None:
             return _fixture_response(403, "error-403-account-session-invalid.json")
@@ -1507,6 +1560,14 @@ class FakeClaude:
             org_id, conv_id = request.match_info["org"], request.match_info["conv"]
             conv = self._new_conversation(org_id, conv_id, account, params)
         conv.messages.append(body)
+        faults = dataclasses.replace(self.faults)
+        if faults.reset_before_headers:
+            _abort(request)
+            return web.Response()  # never sent: the connection is gone
+        if faults.stall_before_headers:
+            await asyncio.sleep(faults.stall_before_headers)
+        if faults.html_error is not None:
+            return _html_error(faults.html_error)
         reply = self.reply_factory(call) if self.reply_factory is not None else self._reply
         framing = dataclasses.replace(self.framing)
         thinking = reply.thinking if account.paid and self._thinking_requested(conv, body) else None
@@ -1516,7 +1577,7 @@ class FakeClaude:
         turn = _Turn(
             start=self._message_start(body),
             limit=self._limit_frame(account),
-            deltas=deltas,
+            deltas=_lengthen_first(deltas, faults.long_line_bytes),
             thinking=_pieces(thinking) if thinking else None,
             stop_reason=reply.stop_reason,
             error_after=reply.error_after,
@@ -1527,11 +1588,18 @@ class FakeClaude:
         )
         if special := await self._completion_2026(request, conv, turn, framing, reply):
             return special
-        return await self._stream(request, conv, turn, framing, reply.delay)
+        return await self._stream(request, conv, turn, framing, reply.delay, faults)
 
     async def _stream(
-        self, request: web.Request, conv: Conversation, turn: _Turn, framing: Framing, delay: float
+        self,
+        request: web.Request,
+        conv: Conversation,
+        turn: _Turn,
+        framing: Framing,
+        delay: float,
+        faults: Faults | None = None,
     ) -> web.StreamResponse:
+        faults = faults or Faults()
         resp = web.StreamResponse(
             headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"}
         )
@@ -1540,7 +1608,16 @@ class FakeClaude:
         stop = self._live[conv.uuid] = asyncio.Event()
         open_block: int | None = None
         try:
-            for frame in turn.events():
+            for sent, frame in enumerate(turn.events()):
+                if sent == faults.reset_after_frames:
+                    _abort(request)
+                    return resp
+                if sent == faults.truncate_after_frames:
+                    payload = _compact(frame).encode()
+                    await resp.write(b"data: " + payload[: len(payload) // 2] + b"\n\n")
+                    break
+                if sent == faults.stall_after_frames:
+                    await _pause(stop, faults.stall_seconds)
                 if _is_paced(frame):
                     await _pause(stop, delay)
                 if stop.is_set():
@@ -2092,6 +2169,20 @@ class FakeClaude:
         """Deleting a conversation deletes its wiggle uploads; legacy uploads stay."""
         for file_uuid in [k for k, v in self.uploads.items() if v.get("conversation") == conv_id]:
             del self.uploads[file_uuid]
+
+
+def _abort(request: web.Request) -> None:
+    """Drop the connection at once, as a reset would (no response, no FIN handshake)."""
+    if request.transport is not None:
+        request.transport.abort()
+
+
+def _lengthen_first(deltas: list[str], extra: int) -> list[str]:
+    """``deltas`` with ``extra`` more characters of text in the first one (ASCII: bytes = characters)."""
+    if extra <= 0 or not deltas:
+        return deltas
+    filler = ("0123456789abcdef" * (extra // 16 + 1))[:extra]
+    return [deltas[0] + filler, *deltas[1:]]
 
 
 async def _read_file_part(request: web.Request) -> dict[str, Any] | None:

@@ -10,8 +10,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from ..errors import Failure, UpstreamError
-from .resets import reset_time, retry_after_time
+from claude2api.core.failures import Failure, UpstreamError
+from claude2api.upstream.resets import reset_time, retry_after_time
 
 _CHALLENGE_MARKERS = (b"Just a moment...", b"/cdn-cgi/challenge-platform/")
 _RESET_KEYS = ("resetsAt", "resets_at", "reset_at", "resetAt")
@@ -53,7 +53,9 @@ def classify_response(status: int, headers: Mapping[str, str], body: bytes, now:
         return UpstreamError(Failure.BLOCKED, BLOCKED_MESSAGE.format(detail="region or IP refused"), status=status)
     if status == 429:
         return _rate_limit(message, headers, now, summary)
-    if status >= 500 or etype == "overloaded_error":
+    if status == 529 or etype == "overloaded_error":
+        return UpstreamError(Failure.OVERLOADED, f"claude.ai is overloaded ({summary})", status=status)
+    if status >= 500:
         return UpstreamError(Failure.TRANSIENT, f"claude.ai is unavailable ({summary})", status=status)
     return UpstreamError(Failure.UNKNOWN, f"claude.ai refused the request ({summary})", status=status)
 
@@ -65,6 +67,8 @@ def classify_stream_error(error: Any, now: float) -> UpstreamError:
     message = str(error.get("message") or "")
     if etype == "rate_limit_error":
         return _rate_limit(message, {}, now, _summary(None, etype, message))
+    if etype == "overloaded_error":
+        return UpstreamError(Failure.OVERLOADED, f"claude.ai stream failed ({_summary(None, etype, message)})")
     return UpstreamError(Failure.TRANSIENT, f"claude.ai stream failed ({_summary(None, etype, message)})")
 
 

@@ -2,14 +2,13 @@
 
 Each method takes the session key explicitly (sent as the only cookie, reference section 2), so
 one client serves every account. Non-success answers are classified into
-:class:`~claude2api.errors.UpstreamError`; transport failures become transient errors.
+:class:`~claude2api.core.failures.UpstreamError`; transport failures become transient errors.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -19,12 +18,12 @@ from typing import Any
 import aiohttp
 import aiohttp_socks
 
-from ..chat import Event, Limit, LimitWindow, Stop, TextDelta, ThinkingDelta, UpstreamTurn
-from ..errors import Failure, UpstreamError
-from ..images import upload_filename
-from .classify import classify_response, classify_stream_error, reset_from_limit
-from .resets import parse_instant, reset_time
-from .sse import SSEParser
+from claude2api.core.failures import Failure, UpstreamError
+from claude2api.core.types import Event, UpstreamTurn
+from claude2api.upstream.classify import classify_response
+from claude2api.upstream.image_http import upload_filename
+from claude2api.upstream.sse import SSEParser
+from claude2api.upstream.translator import StreamTranslator
 
 ROOT_MESSAGE_UUID = "00000000-0000-4000-8000-000000000000"
 USER_AGENT = (
@@ -74,21 +73,6 @@ def transport_error(exc: BaseException) -> UpstreamError:
     return UpstreamError(Failure.TRANSIENT, f"could not reach claude.ai: {detail}")
 
 
-def choose_organization(orgs: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The chat organization of an account.
-
-    Orgs that can chat win, and among them the one with the most capabilities (clewdr's rule), so
-    an API-only console org or a Max account's extra orgs do not break the lookup as they did in
-    the original (yushangxiao/claude2api#18).
-    """
-    valid = [o for o in orgs if isinstance(o, dict) and canonical_org_id(o.get("uuid")) is not None]
-    chat = [o for o in valid if "chat" in (o.get("capabilities") or [])]
-    pool = chat or [o for o in valid if o.get("rate_limit_tier") == "default_claude_ai"] or valid
-    if not pool:
-        return None
-    return max(pool, key=lambda o: len(o.get("capabilities") or []))
-
-
 def canonical_org_id(value: Any) -> str | None:
     """``value`` as a canonical UUID string, or ``None``.
 
@@ -102,27 +86,6 @@ def canonical_org_id(value: Any) -> str | None:
     except ValueError:
         return None
     return parsed if parsed == value.lower() else None
-
-
-def account_flag_error(org: dict[str, Any], now: float) -> UpstreamError | None:
-    """The org's live ``active_flags`` as a failure: banned is permanent, restricted lasts until its
-    ``expires_at`` (reference 4.1 and 7). Warnings and expired flags change nothing."""
-    for flag in org.get("active_flags") or []:
-        if not isinstance(flag, dict):
-            continue
-        kind = str(flag.get("type") or "")
-        expires = parse_instant(flag.get("expires_at"))
-        if expires is not None and expires <= now:
-            continue
-        if "banned" in kind:
-            return UpstreamError(Failure.DISABLED, f"claude.ai flagged the account ({kind})")
-        if "restricted" in kind:
-            return UpstreamError(
-                Failure.RATE_LIMITED,
-                f"claude.ai restricted the account ({kind})",
-                reset_at=reset_time(flag.get("expires_at"), now),
-            )
-    return None
 
 
 def completion_body(
@@ -343,112 +306,3 @@ class ClaudeWebClient:
             resp.release()
 
 
-class StreamTranslator:
-    """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped."""
-
-    __slots__ = ("blocks", "clock", "done", "stop_reason", "stop_sequence")
-
-    def __init__(self, clock: Callable[[], float]) -> None:
-        self.clock = clock
-        self.blocks: dict[int, str] = {}
-        self.stop_reason: str | None = None
-        self.stop_sequence: str | None = None
-        self.done = False
-
-    #: ``raw_decode`` of a shared decoder: the C scanner without ``json.loads``'s per-call checks.
-    _raw_decode = json.JSONDecoder().raw_decode
-
-    def handle(self, event: str | None, data: bytes) -> list[Event]:
-        try:
-            frame = self._parse(data)
-        except ValueError:
-            return []
-        if not isinstance(frame, dict):
-            return []
-        kind = frame.get("type") or event
-        if kind == "content_block_delta":
-            return self._delta(frame)
-        if kind == "content_block_start":
-            block = frame.get("content_block") or {}
-            self.blocks[frame.get("index", -1)] = block.get("type", "")
-            return []
-        if kind == "message_delta":
-            delta = frame.get("delta") or {}
-            self.stop_reason = delta.get("stop_reason") or self.stop_reason
-            self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
-            return []
-        if kind == "message_limit":
-            return [parse_limit(frame.get("message_limit"), self.clock())]
-        if kind == "message_stop":
-            self.done = True
-            return [Stop(self.stop_reason or "end_turn", self.stop_sequence)]
-        if kind == "error":
-            raise classify_stream_error(frame.get("error"), self.clock())
-        if "completion" in frame:  # legacy shape (reference 5.9)
-            return self._legacy(frame)
-        return []
-
-    def _parse(self, data: bytes) -> Any:
-        """``json.loads(data)``, a third faster on the usual frame (UTF-8, nothing around the value)."""
-        try:
-            text = data.decode()
-            frame, end = self._raw_decode(text)
-            if end == len(text):
-                return frame
-        except ValueError:
-            pass
-        return json.loads(data)  # whitespace around the value, another encoding, or an error to raise
-
-    def _delta(self, frame: dict[str, Any]) -> list[Event]:
-        delta = frame.get("delta") or {}
-        dtype = delta.get("type")
-        # A delta whose block start we never saw (the captures skip some) is taken at its word.
-        block = self.blocks.get(frame.get("index", -1))
-        if dtype == "text_delta" and block in (None, "text"):
-            text = delta.get("text") or ""
-            return [TextDelta(text)] if text else []
-        if dtype == "thinking_delta" and block in (None, "thinking"):
-            text = delta.get("thinking") or ""
-            return [ThinkingDelta(text)] if text else []
-        return []
-
-    def _legacy(self, frame: dict[str, Any]) -> list[Event]:
-        events: list[Event] = []
-        text = frame.get("completion") or ""
-        if text:
-            events.append(TextDelta(text))
-        if frame.get("stop_reason"):
-            self.done = True
-            events.append(Stop("max_tokens" if frame["stop_reason"] == "max_tokens" else "end_turn"))
-        return events
-
-    def end_of_stream(self) -> Event:
-        """The stream closed without ``message_stop``: fine after a stop reason, else a failure."""
-        if self.stop_reason:
-            self.done = True
-            return Stop(self.stop_reason, self.stop_sequence)
-        raise UpstreamError(Failure.TRANSIENT, "claude.ai closed the stream before the reply ended")
-
-
-def parse_limit(raw: Any, now: float) -> Limit:
-    raw = raw if isinstance(raw, dict) else {}
-    windows = []
-    raw_windows = raw.get("windows")
-    for name, window in (raw_windows.items() if isinstance(raw_windows, dict) else ()):
-        if isinstance(window, dict):
-            windows.append(
-                LimitWindow(
-                    name=str(name),
-                    status=window.get("status") if isinstance(window.get("status"), str) else None,
-                    utilization=as_float(window.get("utilization")),
-                    resets_at=reset_time(window.get("resets_at"), now),
-                )
-            )
-    return Limit(type=str(raw.get("type") or "within_limit"), resets_at=reset_from_limit(raw, now), windows=windows)
-
-
-def as_float(value: Any) -> float | None:
-    """A finite JSON number as a float, else ``None``."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None

@@ -34,8 +34,8 @@ from typing import Any
 
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from .browser import ALIASES, DEFAULT_PROFILE
-from .transport import (
+from claude2api.upstream.browser import ALIASES, DEFAULT_PROFILE
+from claude2api.upstream.transport import (
     DEFAULT_TIMEOUTS,
     AccountCookies,
     FilePart,

@@ -35,8 +35,8 @@ import aiohttp
 import aiohttp_socks
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ..errors import Failure, UpstreamError
-from ..logs import redact_url
+from claude2api.core.failures import Failure, UpstreamError
+from claude2api.logs import redact_url
 
 #: Proxy URL schemes both transports accept.
 PROXY_SCHEMES = ("http", "https", "socks4", "socks4a", "socks5", "socks5h")

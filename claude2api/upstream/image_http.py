@@ -17,7 +17,7 @@ import urllib.parse
 import aiohttp
 from yarl import URL
 
-from .errors import clip
+from claude2api.core.failures import clip
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 

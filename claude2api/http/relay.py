@@ -13,14 +13,15 @@ import itertools
 import json
 import re
 from collections.abc import AsyncGenerator, Callable
-from typing import Any, Protocol
+from typing import Any
 
 from aiohttp import web
 
-from .chat import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
-from .errors import APIError, Failure, UpstreamError, bad_request
-from .logs import get_logger
-from .services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.core.failures import UpstreamError, bad_request, upstream_api_error
+from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
+from claude2api.dialects.base import Collector, Dialect, StreamRenderer
+from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.logs import get_logger
 
 log = get_logger(__name__)
 
@@ -30,26 +31,6 @@ SSE_HEADERS = {
     "Connection": "keep-alive",
     "X-Accel-Buffering": "no",
 }
-
-
-class StreamRenderer(Protocol):
-    done: bool
-
-    def feed(self, event: Event) -> bytes: ...
-    def finish(self) -> bytes: ...
-    def error_frame(self, message: str, type: str = ...) -> bytes: ...
-
-
-class Collector(Protocol):
-    done: bool
-
-    def feed(self, event: Event) -> None: ...
-    def result(self) -> dict[str, Any]: ...
-
-
-def compact_json(obj: Any) -> str:
-    """JSON as the SDKs' own servers send it: compact, UTF-8 text left as is."""
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
 
 
 #: Deepest nesting of arrays and objects accepted in a request body. Real requests stay under 20
@@ -163,25 +144,17 @@ async def start(ctx: ChatContext) -> tuple[AsyncGenerator[Event, None], list[Eve
     return events, head
 
 
-def upstream_api_error(exc: UpstreamError) -> APIError:
-    """A failure after the commit point, for a response that has not been sent yet (non-stream)."""
-    if exc.failure in (Failure.RATE_LIMITED, Failure.REQUEST_RATE):
-        return APIError(429, exc.message, type="rate_limit_error", headers={"x-should-retry": "false"})
-    if "overloaded" in exc.message:
-        return APIError(529, exc.message, type="overloaded_error", code="overloaded")
-    return APIError(502, exc.message, type="server_error", code="upstream_error")
-
-
 async def stream(
     request: web.Request,
     events: AsyncGenerator[Event, None],
     head: list[Event],
     renderer: StreamRenderer,
+    dialect: Dialect,
     *,
-    error_frame: Callable[[UpstreamError], bytes] | None = None,
     keepalive_interval: float = 0,
 ) -> web.StreamResponse:
-    """Relay the chain's events as SSE; a late upstream failure becomes the dialect's error frame."""
+    """Relay the chain's events as SSE; a late upstream failure becomes the dialect's error frame,
+    typed as its HTTP error would have been (:data:`~claude2api.core.failures.CLIENT_ERRORS`)."""
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     pinger = KeepAlive(response, renderer, keepalive_interval)
@@ -202,8 +175,7 @@ async def stream(
     except UpstreamError as exc:
         pinger.stop()
         log.warning("stream_failed_after_commit", failure=exc.failure.value, error=exc.message)
-        frame = error_frame(exc) if error_frame else renderer.error_frame(exc.message)
-        await _write_quietly(response, frame)
+        await _write_quietly(response, dialect.error_frame(renderer, upstream_api_error(exc)))
     except ConnectionResetError:
         log.info("client_disconnected")
     finally:
@@ -219,9 +191,8 @@ class KeepAlive:
     def __init__(self, response: web.StreamResponse, renderer: StreamRenderer, interval: float) -> None:
         self.writes = 0
         self._task: asyncio.Task[None] | None = None
-        frame = getattr(renderer, "keepalive", None)
-        if interval > 0 and frame is not None:
-            self._task = asyncio.get_running_loop().create_task(self._run(response, frame, interval))
+        if interval > 0:
+            self._task = asyncio.get_running_loop().create_task(self._run(response, renderer.keepalive, interval))
 
     async def _run(self, response: web.StreamResponse, frame: Callable[[], bytes], interval: float) -> None:
         seen = -1

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from .chat import Event, Stop, TextDelta, ThinkingDelta
-from .stops import StopCutter
-from .tokens import TokenCounter
+from claude2api.core.stops import StopCutter
+from claude2api.core.tokens import TokenCounter
+from claude2api.core.types import Event, Stop, TextDelta, ThinkingDelta
 
 
 class ReplyCutter:
     """The reply as the client asked for it: stop sequences and the ``max_tokens`` soft cap.
 
     Both apply to answer text only (never to thinking, whose length claude.ai decides). Stop
-    reasons use the neutral (Anthropic) vocabulary of :class:`~claude2api.chat.Stop`;
+    reasons use the neutral (Anthropic) vocabulary of :class:`~claude2api.core.types.Stop`;
     ``stop_reason`` is set once the reply is over, after which every event is ignored. Tokens of
     both kinds are counted as they pass.
     """

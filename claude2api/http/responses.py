@@ -7,16 +7,17 @@ the daemon's :class:`~claude2api.dialects.response_store.ResponseStore` unless t
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
-from . import relay
-from .auth import presented_key
-from .chat import ChatRequest
-from .dialects.response_store import StoredResponse, history_size, owner_of
-from .dialects.responses import (
+from claude2api.core.jsonutil import compact_json
+from claude2api.core.tokens import estimate_request_tokens
+from claude2api.core.types import ChatRequest
+from claude2api.dialects.base import ReplySpec
+from claude2api.dialects.response_store import StoredResponse, history_size, owner_of
+from claude2api.dialects.responses import (
+    RESPONSES,
     ResponsesCollector,
     ResponsesOptions,
     ResponsesStream,
@@ -28,9 +29,9 @@ from .dialects.responses import (
     stored_history,
     unknown_previous_response,
 )
-from .errors import UpstreamError
-from .services import SERVICES, Services
-from .tokens import estimate_request_tokens
+from claude2api.http import relay
+from claude2api.http.auth import presented_key
+from claude2api.http.services import SERVICES, Services
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
@@ -43,31 +44,22 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         if previous is None:
             raise unknown_previous_response(options.previous_response_id)
         chat_request = continue_conversation(chat_request, options, previous.history)
-    ctx = relay.chat_context(request, chat_request, "responses")
-    render_args: dict[str, Any] = {
-        "model": chat_request.model,
-        "options": options,
-        "prompt_tokens": estimate_request_tokens(chat_request),
-        "max_tokens": chat_request.max_tokens,
-    }
+    ctx = relay.chat_context(request, chat_request, RESPONSES.name)
     events, head = await relay.start(ctx)
+    # Counted once the plugins ran (they run before the first event): their prompt counts too.
+    spec = ReplySpec(chat_request, options, estimate_request_tokens(ctx.request), services.settings.thinking_output)
     if chat_request.stream:
-        renderer = ResponsesStream(**render_args)
+        renderer = ResponsesStream(chat_request.model, options, spec.prompt_tokens, chat_request.max_tokens)
         response = await relay.stream(
-            request,
-            events,
-            head,
-            renderer,
-            error_frame=_failed_event(renderer),
-            keepalive_interval=services.settings.keepalive_interval,
+            request, events, head, renderer, RESPONSES, keepalive_interval=services.settings.keepalive_interval
         )
         if renderer.final is not None:
             await _keep(services, owner, chat_request, options, renderer.final, renderer.reply_text)
         return response
-    collector = ResponsesCollector(**render_args)
+    collector = ResponsesCollector(chat_request.model, options, spec.prompt_tokens, chat_request.max_tokens)
     result = await relay.collect(events, head, collector)
     await _keep(services, owner, chat_request, options, result, collector.reply_text)
-    return web.json_response(result, dumps=relay.compact_json)
+    return web.json_response(result, dumps=compact_json)
 
 
 async def get_response(request: web.Request) -> web.Response:
@@ -75,7 +67,7 @@ async def get_response(request: web.Request) -> web.Response:
     record = await request.app[SERVICES].responses.get(owner_of(presented_key(request)), response_id)
     if record is None:
         raise response_not_found(response_id)
-    return web.json_response(record.response, dumps=relay.compact_json)
+    return web.json_response(record.response, dumps=compact_json)
 
 
 async def delete_response(request: web.Request) -> web.Response:
@@ -97,18 +89,7 @@ async def _keep(
     if not options.store:
         return
     history = stored_history(conversation_of(chat_request, options), reply)
-    size = history_size(history) + len(relay.compact_json(response))
+    size = history_size(history) + len(compact_json(response))
     await services.responses.put(
         StoredResponse(id=response["id"], owner=owner, response=response, history=history, size=size)
     )
-
-
-def _failed_event(renderer: ResponsesStream) -> Callable[[UpstreamError], bytes]:
-    """A late failure as ``response.failed``, coded as its HTTP error would have been."""
-
-    def frame(exc: UpstreamError) -> bytes:
-        error = relay.upstream_api_error(exc)
-        code = "rate_limit_exceeded" if error.status == 429 else "server_error"
-        return renderer.error_frame(error.message, code=code)
-
-    return frame

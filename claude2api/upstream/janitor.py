@@ -18,11 +18,11 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from . import statefile
-from .errors import Failure, UpstreamError
-from .logs import fingerprint, get_logger
-from .sessions import SessionPool
-from .upstream.client import Account, ClaudeWebClient, canonical_org_id
+from claude2api.accounts import statefile
+from claude2api.accounts.pool import SessionPool
+from claude2api.core.failures import Failure, UpstreamError
+from claude2api.logs import fingerprint, get_logger
+from claude2api.upstream.client import Account, ClaudeWebClient, canonical_org_id
 
 log = get_logger(__name__)
 
@@ -31,7 +31,7 @@ MAX_BACKOFF_SECONDS = 600.0
 #: Clean-ups retried at the same time.
 RETRY_CONCURRENCY = 8
 #: Failures that pass: claude.ai down, blocking or limiting us. Others (a dead key, 4xx) will not.
-RETRYABLE = frozenset({Failure.TRANSIENT, Failure.BLOCKED, Failure.RATE_LIMITED, Failure.REQUEST_RATE})
+RETRYABLE = frozenset({Failure.TRANSIENT, Failure.OVERLOADED, Failure.BLOCKED, Failure.RATE_LIMITED, Failure.REQUEST_RATE})
 
 
 @dataclass(eq=False)

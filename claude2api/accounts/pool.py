@@ -22,22 +22,16 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import statefile
-from .chat import Limit
-from .errors import APIError, Failure, UpstreamError
-from .logs import fingerprint, get_logger
-from .upstream.client import (
-    Account,
-    ClaudeWebClient,
-    account_flag_error,
-    canonical_org_id,
-    choose_organization,
-)
-from .upstream.resets import clamp_reset, parse_instant, reset_time
+from claude2api.accounts import statefile
+from claude2api.accounts.resolve import resolve_account
+from claude2api.core.failures import Failure, Refusal, UpstreamError, iso_time
+from claude2api.core.types import Limit
+from claude2api.logs import fingerprint, get_logger
+from claude2api.upstream.client import Account, ClaudeWebClient, canonical_org_id
+from claude2api.upstream.resets import clamp_reset, parse_instant, reset_time
 
 log = get_logger(__name__)
 
@@ -71,7 +65,8 @@ class Session:
     backoff_until: float = 0.0
     pressure: float = 0.0
     plan: str | None = None
-    _org_lock: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
+    #: Held while the organization is looked up, so concurrent first requests look it up once.
+    org_lookup: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     @property
     def fingerprint(self) -> str:
@@ -148,11 +143,15 @@ class Session:
 
 
 class NoSessionAvailable(Exception):
-    """No session can take this request; carries what the client should be told."""
+    """No session can take this request, and why: a :class:`Refusal`, or the :class:`Failure` that
+    parked the sessions (``reset_at``: the earliest reset of a rate limit; ``detail``: what the
+    sessions' states say). The failover middleware turns it into the client's error."""
 
-    def __init__(self, error: APIError) -> None:
-        super().__init__(error.message)
-        self.error = error
+    def __init__(self, reason: Failure | Refusal, detail: str = "", *, reset_at: float | None = None) -> None:
+        super().__init__(detail or reason.value)
+        self.reason = reason
+        self.detail = detail
+        self.reset_at = reset_at
 
 
 class SessionPool:
@@ -175,7 +174,7 @@ class SessionPool:
         self.state = statefile.StateFile(state_path) if state_path is not None else None
         self.sessions: list[Session] = []
         self._waiters: deque[asyncio.Future[None]] = deque()
-        #: Pending conversation clean-ups by session :func:`~claude2api.statefile.state_id` (set by the janitor).
+        #: Pending conversation clean-ups by session :func:`~claude2api.accounts.statefile.state_id` (set by the janitor).
         self.pending_cleanup: Callable[[], Mapping[str, int]] = dict
         self.saved = self.state.load() if self.state is not None else statefile.SavedState()
         if self.state is not None:
@@ -221,16 +220,7 @@ class SessionPool:
                 return session
             remaining = deadline - loop.time()
             if remaining <= 0:
-                raise NoSessionAvailable(
-                    APIError(
-                        503,
-                        f"every claude.ai session is busy ({self.max_concurrency} concurrent requests each); "
-                        "try again shortly",
-                        type="service_unavailable_error",
-                        code="sessions_busy",
-                        headers={"retry-after": "2"},
-                    )
-                )
+                raise NoSessionAvailable(Refusal.SESSIONS_BUSY, f"{self.max_concurrency} concurrent requests each")
             waiter = loop.create_future()
             self._waiters.append(waiter)
             try:
@@ -251,7 +241,7 @@ class SessionPool:
             s.refresh(now)
         candidates = [s for s in self.sessions if s not in exclude and s.usable_for(model)]
         if not candidates:
-            raise NoSessionAvailable(self.unavailable_error(model, now))
+            raise self.unavailable(model)
         if self.max_concurrency:
             candidates = [s for s in candidates if s.in_flight < self.max_concurrency]
             if not candidates:
@@ -275,14 +265,13 @@ class SessionPool:
     async def account(self, session: Session, client: ClaudeWebClient) -> Account:
         """The session's :class:`Account`, looking its organization up once and caching it."""
         if session.org_id is None:
-            async with session._org_lock:
+            async with session.org_lookup:
                 if session.org_id is None:
-                    org, flagged = resolve_organization(await client.organizations(session.key), None, self.clock())
-                    session.org_id = canonical_org_id(org["uuid"])
-                    session.plan = plan_of(org)
+                    resolved = await resolve_account(client, session.key, None, self.clock())
+                    session.org_id, session.plan = resolved.org_id, resolved.plan
                     self.save()
-                    if flagged is not None:
-                        raise flagged
+                    if resolved.flagged is not None:
+                        raise resolved.flagged
         return Account(session.key, session.org_id)
 
     # -- outcomes ---------------------------------------------------------------------------
@@ -349,34 +338,23 @@ class SessionPool:
 
     # -- reporting --------------------------------------------------------------------------
 
-    def unavailable_error(self, model: str | None, now: float) -> APIError:
-        """What to tell a client when no session can serve ``model`` right now."""
+    def unavailable(self, model: str | None) -> NoSessionAvailable:
+        """Why no session can serve ``model`` right now (the facts; the client's error is the failover's)."""
         if not self.sessions:
-            return APIError(503, "no claude.ai session is configured", type="service_unavailable_error")
+            return NoSessionAvailable(Refusal.NO_SESSION_CONFIGURED)
         cooling = [s.until for s in self.sessions if s.state is State.COOLING and s.until]
         if cooling:
-            return rate_limited_error(min(cooling), now)
-        if any(s.state is State.BLOCKED for s in self.sessions):
-            return blocked_error(next(s.reason for s in self.sessions if s.state is State.BLOCKED))
-        if model and all(model in s.denied_models for s in self.sessions if s.state is State.HEALTHY) and any(
-            s.state is State.HEALTHY for s in self.sessions
-        ):
-            return APIError(
-                403,
-                f"the model `{model}` is not available on any configured claude.ai account",
-                code="model_not_allowed",
-                param="model",
-            )
-        if any(s.state is State.HEALTHY for s in self.sessions):
-            return APIError(503, "every claude.ai session failed this request", type="service_unavailable_error")
+            return NoSessionAvailable(Failure.RATE_LIMITED, reset_at=min(cooling))
+        blocked = [s.reason for s in self.sessions if s.state is State.BLOCKED]
+        if blocked:
+            return NoSessionAvailable(Failure.BLOCKED, blocked[0])
+        healthy = [s for s in self.sessions if s.state is State.HEALTHY]
+        if model and healthy and all(model in s.denied_models for s in healthy):
+            return NoSessionAvailable(Failure.MODEL_NOT_ALLOWED)
+        if healthy:
+            return NoSessionAvailable(Refusal.ALL_SESSIONS_FAILED)
         reasons = sorted({f"{s.state.value}: {s.reason}" for s in self.sessions})
-        return APIError(
-            503,
-            f"no usable claude.ai session ({len(self.sessions)} configured; " + "; ".join(reasons) + ")",
-            type="service_unavailable_error",
-            code="no_usable_session",
-            headers={"x-should-retry": "false"},  # dead keys stay dead: an SDK retry cannot help
-        )
+        return NoSessionAvailable(Refusal.NO_USABLE_SESSION, f"{len(self.sessions)} configured; " + "; ".join(reasons))
 
     def snapshot(self) -> list[dict[str, Any]]:
         now = self.clock()
@@ -384,65 +362,3 @@ class SessionPool:
             s.refresh(now)
         pending = self.pending_cleanup()
         return [s.describe(pending.get(statefile.state_id(s.key), 0)) for s in self.sessions]
-
-
-def rate_limited_error(reset_at: float, now: float) -> APIError:
-    """429 for a reset hours away: tell the time, and tell SDKs not to sleep on it."""
-    wait = max(0, int(reset_at - now))
-    headers = {"x-should-retry": "false"}
-    if wait <= 60:
-        headers = {"retry-after": str(max(1, wait))}
-    return APIError(
-        429,
-        f"all claude.ai sessions are rate-limited; the earliest resets at {iso_time(reset_at)} "
-        f"(in {_human(wait)})",
-        type="rate_limit_error",
-        code="rate_limit_exceeded",
-        headers=headers,
-    )
-
-
-def blocked_error(message: str) -> APIError:
-    """503 for a Cloudflare block: an IP problem that lasts, so SDKs should not retry at once."""
-    return APIError(
-        503, message, type="service_unavailable_error", code="upstream_blocked", headers={"x-should-retry": "false"}
-    )
-
-
-def resolve_organization(
-    orgs: list[dict[str, Any]], org_id: str | None, now: float
-) -> tuple[dict[str, Any], UpstreamError | None]:
-    """The account's chat organization by the pool's rules, and the failure its ``active_flags``
-    mean (banned, restricted) if any; the pool and ``claude2api sessions`` both judge accounts so.
-
-    ``org_id`` (configured) picks that org; else :func:`choose_organization`. Raises
-    :class:`UpstreamError` when there is none (orgs without a UUID id do not count).
-    """
-    if org_id is not None:
-        org = next((o for o in orgs if isinstance(o, dict) and canonical_org_id(o.get("uuid")) == org_id), None)
-    else:
-        org = choose_organization(orgs)
-    if org is None:
-        raise UpstreamError(Failure.DISABLED, "the account has no organization that can chat")
-    return org, account_flag_error(org, now)
-
-
-def plan_of(org: dict[str, Any]) -> str:
-    caps = " ".join(str(c) for c in org.get("capabilities") or [])
-    for marker in ("max", "enterprise", "raven", "pro"):
-        if marker in caps:
-            return marker
-    return "free"
-
-
-def iso_time(ts: float) -> str:
-    """Epoch seconds as an RFC 3339 UTC time, to the second."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _human(seconds: int) -> str:
-    if seconds < 90:
-        return f"{seconds} s"
-    if seconds < 5400:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds / 3600:.1f} h"

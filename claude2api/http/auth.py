@@ -7,7 +7,7 @@ import re
 
 from aiohttp import web
 
-from .errors import APIError
+from claude2api.core.failures import APIError
 
 #: claude.ai session key format (clewdr's regex, reference section 2): sid01 and sid02 both exist.
 SESSION_KEY_RE = re.compile(r"sk-ant-sid\d{2}-[0-9A-Za-z_-]{86,120}-[0-9A-Za-z_-]{6}AA")

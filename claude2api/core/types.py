@@ -30,7 +30,39 @@ class ImagePart:
     url: str | None = None
 
 
-Part = TextPart | ImagePart
+@dataclass(slots=True)
+class DocumentPart:
+    """A document the client sent (PDF, text...): inline bytes, a URL still to download, or text.
+    Not parsed yet; the files feature fills and uploads it."""
+
+    media_type: str | None = None
+    data: bytes | None = None
+    url: str | None = None
+    text: str | None = None
+    filename: str | None = None
+
+
+@dataclass(slots=True)
+class ToolCall:
+    """A tool call in the assistant's history: ``arguments`` is the JSON text as the model wrote it."""
+
+    id: str
+    name: str
+    arguments: str = "{}"
+
+
+@dataclass(slots=True)
+class ToolResult:
+    """What the client's tool returned for the call ``call_id`` (text and images)."""
+
+    call_id: str
+    content: list[TextPart | ImagePart] = field(default_factory=list)
+    is_error: bool = False
+
+
+#: Today the parsers render tool history as text parts; ToolCall/ToolResult/DocumentPart are used
+#: once tool calling and files land.
+Part = TextPart | ImagePart | DocumentPart | ToolCall | ToolResult
 
 
 @dataclass(slots=True)
@@ -53,6 +85,32 @@ class Thinking:
 
 
 @dataclass(slots=True)
+class ToolDefinition:
+    """A tool the client offers the model: ``input_schema`` is a JSON Schema object."""
+
+    name: str
+    description: str = ""
+    input_schema: dict[str, Any] = field(default_factory=lambda: {"type": "object"})
+
+
+@dataclass(slots=True)
+class ToolChoice:
+    """Whether and which tool the model must call: ``auto``, ``none``, ``required`` or ``named`` (``name``)."""
+
+    mode: Literal["auto", "none", "required", "named"] = "auto"
+    name: str | None = None
+
+
+@dataclass(slots=True)
+class WebSearch:
+    """claude.ai's own web search, when the client asked for it."""
+
+    max_uses: int | None = None
+    allowed_domains: list[str] = field(default_factory=list)
+    blocked_domains: list[str] = field(default_factory=list)
+
+
+@dataclass(slots=True)
 class ChatRequest:
     """One chat turn as the client asked for it, dialect-neutral.
 
@@ -69,6 +127,11 @@ class ChatRequest:
     max_tokens: int | None = None
     #: Extra instructions appended to the prompt (e.g. JSON-mode emulation); plugins may add to it.
     instructions: list[str] = field(default_factory=list)
+    tools: list[ToolDefinition] = field(default_factory=list)
+    tool_choice: ToolChoice | None = None
+    parallel_tool_calls: bool = True
+    #: ``None``: web search off.
+    web_search: WebSearch | None = None
 
 
 @dataclass(slots=True)
@@ -143,10 +206,33 @@ class Limit:
         )
 
 
-Event = TextDelta | ThinkingDelta | Stop | Limit
+@dataclass(slots=True)
+class ToolCallStart:
+    """The model starts tool call number ``index`` of this reply."""
+
+    index: int
+    id: str
+    name: str
+
+
+@dataclass(slots=True)
+class ToolCallDelta:
+    """More of tool call ``index``'s arguments (a piece of JSON text)."""
+
+    index: int
+    partial_json: str
+
+
+@dataclass(slots=True)
+class ToolCallEnd:
+    index: int
+
+
+#: Tool-call events are declared for the tool-calling feature; nothing produces them yet.
+Event = TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
 
 #: A content event: once one of these went to the client, the response is committed.
-CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop)
+CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, ToolCallEnd)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +243,7 @@ CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop)
 class ChatContext:
     """Per-request state handed down the chat middleware chain.
 
-    ``services`` is the daemon's :class:`claude2api.app.Services` (settings, pool, upstream client);
+    ``services`` is the daemon's :class:`claude2api.http.services.Services` (settings, pool, upstream client);
     ``session`` is set by the session-selection middleware; ``extras`` is free for plugins.
     """
 

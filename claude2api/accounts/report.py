@@ -1,7 +1,7 @@
 """``claude2api sessions``: check every configured key against claude.ai, in parallel, and say
 which account is healthy, dead, rate-limited until when, blocked by Cloudflare (an IP problem), or
 could not be checked because claude.ai did not answer (``unreachable``). Accounts are judged by the
-pool's own rules (:func:`~claude2api.sessions.resolve_organization`: banned or restricted flags)."""
+pool's own rules (:func:`~claude2api.accounts.resolve.resolve_account`: banned or restricted flags)."""
 
 from __future__ import annotations
 
@@ -10,13 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import statefile
-from .config import Settings
-from .errors import Failure, UpstreamError
-from .logs import fingerprint
-from .sessions import Session, State, iso_time, plan_of, resolve_organization
-from .upstream.client import Account, ClaudeWebClient, as_float
-from .upstream.resets import reset_time
+from claude2api.accounts import statefile
+from claude2api.accounts.pool import Session, State
+from claude2api.accounts.resolve import resolve_account
+from claude2api.config import Settings
+from claude2api.core.failures import Failure, UpstreamError, iso_time
+from claude2api.logs import fingerprint
+from claude2api.upstream.client import Account, ClaudeWebClient
+from claude2api.upstream.resets import reset_time
+from claude2api.upstream.translator import as_float
 
 #: Neither healthy nor a known failure: claude.ai (or the way to it) did not give an answer.
 UNREACHABLE = "unreachable"
@@ -67,10 +69,10 @@ async def check_one(
     """One account's report; ``saved`` is its state-file view, which tells a still-running cool-down."""
     report = SessionReport(fingerprint(key), org_id=org_id)
     try:
-        org, flagged = resolve_organization(await client.organizations(key), org_id, now)
-        report.org_id, report.plan = str(org["uuid"]), plan_of(org)
-        if flagged is not None:
-            raise flagged
+        resolved = await resolve_account(client, key, org_id, now)
+        report.org_id, report.plan = resolved.org_id, resolved.plan
+        if resolved.flagged is not None:
+            raise resolved.flagged
         usage = await client.usage(Account(key, report.org_id))
         five_hour = usage.get("five_hour") if isinstance(usage, dict) else None
         if isinstance(five_hour, dict):

@@ -6,7 +6,7 @@ so a restart does not repeat every organization lookup, and so are the conversat
 to retry (by the same hash), so a restart continues them.
 
 The file is read as untrusted input: anything of the wrong shape is dropped with a warning (the
-owners of each part, :mod:`claude2api.sessions` and :mod:`claude2api.cleanup`, check the values),
+owners of each part, :mod:`claude2api.accounts.pool` and :mod:`claude2api.upstream.janitor`, check the values),
 never a crash. Writes are debounced: a burst of changes costs one write, done in a thread.
 """
 
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeGuard
 
-from .logs import get_logger
+from claude2api.logs import get_logger
 
 log = get_logger(__name__)
 

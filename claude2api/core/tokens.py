@@ -8,7 +8,7 @@ mean of both rules, rounded up: never 0 for non-empty text.
 
 from __future__ import annotations
 
-from claude2api.chat import ChatRequest, ImagePart
+from claude2api.core.types import ChatRequest, ImagePart
 
 #: Per-message overhead (role markers, separators), as OpenAI's own accounting adds.
 MESSAGE_OVERHEAD = 4

@@ -11,14 +11,22 @@ from dataclasses import dataclass, field
 import aiohttp
 from aiohttp import web
 
-from .chat import ChatHandler
-from .cleanup import Janitor
-from .config import Settings
-from .dialects.response_store import ResponseStore
-from .errors import APIError, Failure, UpstreamError
-from .models import ModelCatalog
-from .sessions import Session, SessionPool, plan_of
-from .upstream.client import ClaudeWebClient, choose_organization
+from claude2api.accounts.pool import Session, SessionPool
+from claude2api.accounts.resolve import choose_organization, plan_of
+from claude2api.config import Settings
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.failures import (
+    CLIENT_ERRORS,
+    APIError,
+    Failure,
+    Refusal,
+    UpstreamError,
+    upstream_api_error,
+)
+from claude2api.core.types import ChatHandler
+from claude2api.dialects.response_store import ResponseStore
+from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.janitor import Janitor
 
 MIRROR_CACHE_SIZE = 256
 #: Mirror-mode session keys claude.ai rejected, remembered (as hashes) at most this many.
@@ -85,7 +93,7 @@ class Services:
             if exc.failure in _REJECTED_KEY_FAILURES:
                 self.remember_rejected_mirror_key(key)
                 raise _mirror_rejected_error(f"claude.ai rejected the session key ({exc.message})") from None
-            raise APIError(502, exc.message, type="server_error", code="upstream_error") from None
+            raise upstream_api_error(exc) from None
         chosen = next((o for o in orgs if isinstance(o, dict) and str(o.get("uuid")) == org_id), None)
         chosen = chosen if org_id else choose_organization(orgs)
         if chosen is None:
@@ -115,7 +123,7 @@ class Services:
 
 
 def _mirror_rejected_error(message: str) -> APIError:
-    return APIError(401, message, code="invalid_session_key")
+    return CLIENT_ERRORS[Refusal.MIRROR_KEY_REJECTED].error(message)
 
 
 SERVICES = web.AppKey("claude2api.services", Services)

@@ -1,0 +1,1 @@
+"""The HTTP layer: the aiohttp app, route table, middlewares, handlers and the relay (commit point)."""

@@ -1,0 +1,266 @@
+"""The aiohttp application: shared resources, HTTP middlewares and routes.
+
+Resources (the upstream HTTP session, the image-download session, the session pool, the
+conversation janitor) live in one typed :class:`~claude2api.http.services.Services` object, created
+and torn down by a cleanup context. HTTP middlewares, outermost first: request id and access log,
+error rendering, browser guard, authentication, body guard (:mod:`claude2api.http.middlewares`);
+the routes come from the route table (:mod:`claude2api.http.routes`).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import resource
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+from aiohttp import web
+from aiohttp_socks import ProxyConnector
+
+from claude2api.accounts.pool import SessionPool
+from claude2api.config import ConfigError, Settings
+from claude2api.core.catalog import ModelCatalog
+from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
+from claude2api.dialects.response_store import MemoryResponseStore
+from claude2api.http.listener import GuardedRunner, ListenerLimits
+from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
+from claude2api.http.routes import add_routes
+from claude2api.http.services import SERVICES, Services
+from claude2api.logs import get_logger
+from claude2api.pipeline.attempt import claude_web
+from claude2api.pipeline.chain import build_chain
+from claude2api.pipeline.failover import retry_over_sessions_factory
+from claude2api.pipeline.history_file import history_to_file_factory
+from claude2api.pipeline.images import fetch_images_factory
+from claude2api.pipeline.transcript import transcript_factory
+from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.janitor import Janitor
+
+log = get_logger(__name__)
+
+#: The settings the daemon started with: the listener's limits, which a reload cannot change.
+STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
+
+
+def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
+    """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
+    factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
+    factories += [transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
+    middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
+    log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
+    return middlewares
+
+
+def chat_middlewares_or_config_error(settings: Settings) -> list[ChatMiddleware]:
+    """:func:`chat_middlewares`, with whatever a plugin raises (at import or in its factory) as one
+    :class:`ConfigError` line instead of a traceback."""
+    try:
+        return chat_middlewares(settings)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(f"PLUGINS: {type(exc).__name__}: {exc}".splitlines()[0][:500]) from None
+
+
+def load_plugin(ref: str) -> ChatMiddlewareFactory:
+    """A plugin's ``chat_middleware`` factory, from a module path or a ``.py`` file path."""
+    try:
+        return _load_plugin(ref)
+    except Exception as exc:
+        raise ConfigError(f"PLUGINS: cannot load {ref}: {type(exc).__name__}: {exc}".splitlines()[0][:500]) from None
+
+
+def _load_plugin(ref: str) -> ChatMiddlewareFactory:
+    if ref.endswith(".py"):
+        spec = importlib.util.spec_from_file_location(f"claude2api_plugin_{Path(ref).stem}", ref)
+        if spec is None or spec.loader is None:
+            raise ImportError(f"cannot load plugin file {ref}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(ref)
+    factory = getattr(module, "chat_middleware", None)
+    if not callable(factory):
+        raise ImportError(f"plugin {ref} has no chat_middleware(settings) function")
+    return factory
+
+
+def upstream_session(settings: Settings) -> aiohttp.ClientSession:
+    """The one upstream session: proxy-aware, no total timeout (long generations), no shared cookies."""
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
+    )
+    kwargs: dict[str, Any] = {"timeout": timeout, "cookie_jar": aiohttp.DummyCookieJar(), "read_bufsize": 2**18}
+    proxy = settings.proxy
+    scheme = urlsplit(proxy).scheme.lower() if proxy else ""
+    if scheme.startswith("socks"):
+        # aiohttp-socks knows socks4/socks5 only; the "h"/"a" variants mean "let the proxy resolve".
+        base = {"socks5h": "socks5", "socks4a": "socks4"}.get(scheme, scheme)
+        parts = urlsplit(proxy)
+        connector = ProxyConnector.from_url(
+            urlunsplit((base, parts.netloc, parts.path, "", "")), rdns=scheme in ("socks5h", "socks4a"), limit=0
+        )
+        return aiohttp.ClientSession(connector=connector, **kwargs)
+    if proxy:
+        kwargs["proxy"] = proxy
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), **kwargs)
+
+
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
+    app = web.Application(
+        middlewares=MIDDLEWARES,
+        client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
+    )
+    app[STARTUP_SETTINGS] = settings
+    chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
+
+    async def services_ctx(app: web.Application) -> AsyncIterator[None]:
+        upstream = upstream_session(settings)
+        images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
+        client = ClaudeWebClient(
+            upstream, settings.claude_base_url, clock=clock, first_byte_timeout=settings.upstream_first_byte_timeout
+        )
+        pool = SessionPool(
+            [(s.key, s.org_id) for s in settings.sessions],
+            clock=clock,
+            cooldown_default=settings.cooldown_default_seconds,
+            request_rate_cooldown=settings.request_rate_cooldown_seconds,
+            max_concurrency=settings.session_max_concurrency,
+            state_path=Path(settings.state_file) if settings.state_file else None,
+        )
+        janitor = Janitor(
+            client,
+            pool,
+            retry_hours=settings.cleanup_retry_hours,
+            retry_delay=settings.cleanup_retry_delay_seconds,
+            queue_max=settings.cleanup_queue_max,
+        )
+        janitor.start()
+        app[SERVICES] = Services(
+            settings=settings,
+            catalog=ModelCatalog(settings.models),
+            pool=pool,
+            claude=client,
+            http=images,
+            janitor=janitor,
+            chain=chain,
+            clock=clock,
+            responses=MemoryResponseStore(
+                max_items=settings.responses_store_max_items,
+                max_bytes=int(settings.responses_store_max_mb * 1024 * 1024),
+                ttl=settings.responses_store_ttl,
+            ),
+        )
+        try:
+            yield
+        finally:
+            await janitor.close()
+            await pool.close()
+            await upstream.close()
+            await images.close()
+
+    app.cleanup_ctx.append(services_ctx)
+    app.on_response_prepare.append(add_common_headers)
+    add_routes(app, settings)
+    return app
+
+
+#: Settings that shape listeners, the upstream session or the routes: a reload cannot change them.
+RESTART_ONLY = (
+    "address",
+    "proxy",
+    "claude_base_url",
+    "upstream_connect_timeout",
+    "upstream_read_timeout",
+    "max_request_body_mb",
+    "image_fetch_timeout",
+    "enable_mirror_api",
+    "mirror_api_prefix",
+    "state_file",
+    "cleanup_retry_hours",
+    "cleanup_retry_delay_seconds",
+    "cleanup_queue_max",
+    "log_level",
+    "log_format",
+    "header_read_timeout",
+    "max_connections",
+    "shutdown_drain_seconds",
+    "responses_store_max_items",
+    "responses_store_max_mb",
+    "responses_store_ttl",
+)
+
+
+def apply_settings(services: Services, new: Settings) -> list[str]:
+    """Swap in a reloaded configuration; returns the changed settings that need a restart.
+
+    Sessions that stay keep their state (parked, dead, in flight); new ones start healthy (or as
+    the state file remembers them). Requests already running finish with what they started with.
+    Raises ConfigError, before changing anything, when a plugin cannot be loaded.
+    """
+    chain = build_chain(chat_middlewares_or_config_error(new), claude_web)
+    pool = services.pool
+    pool.cooldown_default = new.cooldown_default_seconds
+    pool.request_rate_cooldown = new.request_rate_cooldown_seconds
+    pool.max_concurrency = new.session_max_concurrency
+    pool.update_sessions([(s.key, s.org_id) for s in new.sessions])
+    services.catalog = ModelCatalog(new.models)
+    services.chain = chain
+    services.claude.first_byte_timeout = new.upstream_first_byte_timeout
+    old, services.settings = services.settings, new
+    return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
+
+
+#: Seconds after the drain time for cut streams to send their error frames before handlers are cancelled.
+SHUTDOWN_GRACE_SECONDS = 5.0
+#: File descriptors kept out of the connection cap (listeners, logs, the state file, DNS...).
+RESERVED_FDS = 64
+#: Each open stream holds the client's socket and one to claude.ai.
+FDS_PER_STREAM = 2
+
+
+def make_runner(app: web.Application) -> web.AppRunner:
+    """The runner production and the test harness share.
+
+    ``handler_cancellation`` cancels a handler as soon as its client goes away, so a stream the
+    client abandoned is stopped upstream at once instead of at claude.ai's next token. Its server
+    guards the listener (:class:`GuardedServer`): header deadline and connection cap.
+    """
+    settings = app[STARTUP_SETTINGS]
+    return GuardedRunner(
+        app,
+        limits=ListenerLimits(settings.header_read_timeout, connection_cap(settings)),
+        access_log=None,
+        handler_cancellation=True,
+        shutdown_timeout=settings.shutdown_drain_seconds + SHUTDOWN_GRACE_SECONDS,
+    )
+
+
+def raise_open_file_limit() -> int:
+    """Raise the soft open-file limit to the hard one (streams need two descriptors each); returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if target > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("open_file_limit_not_raised", soft=soft, hard=hard, error=str(exc))
+    return soft
+
+
+def connection_cap(settings: Settings) -> int:
+    """``MAX_CONNECTIONS``, or as many streams as the open-file limit can hold."""
+    if settings.max_connections:
+        return settings.max_connections
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        soft = 1 << 20
+    return max(1, (soft - RESERVED_FDS) // FDS_PER_STREAM)
+
+

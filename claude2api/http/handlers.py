@@ -1,0 +1,121 @@
+"""HTTP handlers: the chat handler (one per dialect, built from its :class:`Dialect`), token
+counting, the model list, health and the admin view."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from claude2api.config import Settings
+from claude2api.core.failures import model_not_found
+from claude2api.core.jsonutil import compact_json
+from claude2api.core.tokens import estimate_request_tokens
+from claude2api.dialects.anthropic import parse_count_tokens
+from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.openai import model_object, models_list
+from claude2api.http import relay
+from claude2api.http.auth import key_matches, presented_key
+from claude2api.http.services import SERVICES
+
+
+def chat_handler(dialect: Dialect) -> Handler:
+    """The chat endpoint of ``dialect``: parse, run the chain to the commit point, stream or collect."""
+
+    async def chat(request: web.Request) -> web.StreamResponse:
+        services = request.app[SERVICES]
+        body = await relay.read_json(request)
+        chat_request, options = dialect.parse(body, services.catalog)
+        ctx = relay.chat_context(request, chat_request, dialect.name)
+        events, head = await relay.start(ctx)
+        # Counted once the plugins ran (they run before the first event): their prompt counts too.
+        spec = ReplySpec(chat_request, options, estimate_request_tokens(ctx.request), services.settings.thinking_output)
+        if chat_request.stream:
+            return await relay.stream(
+                request,
+                events,
+                head,
+                dialect.stream(spec),
+                dialect,
+                keepalive_interval=services.settings.keepalive_interval,
+            )
+        result = await relay.collect(events, head, dialect.collect(spec))
+        return web.json_response(result, dumps=compact_json)
+
+    chat.__name__ = f"{dialect.name}_chat"
+    return chat
+
+
+async def count_tokens(request: web.Request) -> web.Response:
+    """A local estimate (claude.ai counts nothing); needs no claude.ai session."""
+    body = await relay.read_json(request)
+    chat_request = parse_count_tokens(body, request.app[SERVICES].catalog)
+    return web.json_response({"input_tokens": estimate_request_tokens(chat_request)})
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """One body serves both SDKs (each reads the fields it knows)."""
+    return web.json_response(models_list(request.app[SERVICES].catalog))
+
+
+async def get_model(request: web.Request) -> web.Response:
+    model_id = request.match_info["model_id"]
+    info = request.app[SERVICES].catalog.get(model_id)
+    if info is None:
+        raise model_not_found(model_id)
+    return web.json_response(model_object(info))
+
+
+async def health(request: web.Request) -> web.Response:
+    """``{"status": "ok"}`` for anyone; session counts only for a caller with an API or admin key."""
+    services = request.app[SERVICES]
+    settings = services.settings
+    presented = presented_key(request)
+    accepted = settings.api_keys + ((settings.admin_key,) if settings.admin_key else ())
+    if presented is None or not accepted or not key_matches(presented, accepted):
+        return web.json_response({"status": "ok"})
+    states: dict[str, int] = {}
+    for session in services.pool.snapshot():
+        states[session["state"]] = states.get(session["state"], 0) + 1
+    return web.json_response({"status": "ok", "sessions": states})
+
+
+async def admin_sessions(request: web.Request) -> web.Response:
+    """Every configured session's state, for operators; keys appear only as fingerprints."""
+    services = request.app[SERVICES]
+    return web.json_response({"object": "list", "data": services.pool.snapshot()})
+
+
+@cache
+def openapi_base() -> dict[str, Any]:
+    """The HTTP surface as shipped in ``claude2api/openapi.json`` (routes of the default setup)."""
+    loaded: dict[str, Any] = json.loads((resources.files("claude2api") / "openapi.json").read_bytes())
+    return loaded
+
+
+def openapi_for(settings: Settings) -> dict[str, Any]:
+    """The document for this configuration: the shipped one, plus the mirror routes when mirror mode is on."""
+    doc = copy.deepcopy(openapi_base())
+    if settings.enable_mirror_api:
+        mirror = settings.mirror_api_prefix + "/v1"
+        for path in (
+            "/chat/completions",
+            "/responses",
+            "/responses/{response_id}",
+            "/messages",
+            "/messages/count_tokens",
+            "/models",
+            "/models/{model_id}",
+        ):
+            doc["paths"][mirror + path] = doc["paths"]["/v1" + path]
+    return doc
+
+
+async def openapi_document(request: web.Request) -> web.Response:
+    """``GET /openapi.json``, without a key: it tells nothing the README does not."""
+    return web.json_response(openapi_for(request.app[SERVICES].settings))

@@ -1,0 +1,98 @@
+"""The transcript middleware: the conversation flattened into the one prompt claude.ai takes.
+
+claude.ai takes one user turn per completion, so the whole OpenAI/Anthropic conversation is
+flattened into a transcript (``System: ``/``Human: ``/``Assistant: `` paragraphs), as the original
+claude2api did. The prompt-building middlewares (this one, :mod:`~claude2api.pipeline.history_file`,
+:mod:`~claude2api.pipeline.images`) only prepare the turn, so they hand back ``call_next(ctx)``
+itself instead of re-yielding each event: no extra generator frame per open stream. Chain order:
+:func:`transcript_factory`, then the history file (it reads the built prompt), then the images,
+before the session failover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+from claude2api.core.types import (
+    ChatContext,
+    ChatHandler,
+    ChatMiddleware,
+    Event,
+    ImagePart,
+    Message,
+    TextPart,
+)
+
+# The original spelled the tag <antArtifac>; the real claude.ai tag is <antArtifact>.
+ARTIFACTS_PREAMBLE = (
+    "System: Forbidden to use <antArtifact> </antArtifact> to wrap code blocks, use markdown syntax "
+    "instead, which means wrapping code blocks with ``` ```\n\n"
+)
+# Tool results come back from the client's side of the conversation, hence "Human".
+_ROLE_PREFIXES = {"system": "System: ", "user": "Human: ", "assistant": "Assistant: ", "tool": "Human: "}
+_TOOL_RESULT_HEADER = "[tool result]\n"
+
+
+def build_prompt(
+    messages: Sequence[Message],
+    *,
+    no_role_prefix: bool = False,
+    disable_artifacts: bool = False,
+    instructions: Sequence[str] = (),
+) -> tuple[str, list[ImagePart]]:
+    """Flatten ``messages`` into claude2api's transcript; returns ``(prompt, images)``.
+
+    Each message becomes ``<prefix><text>\\n\\n`` (no trailing ``Assistant:`` cue, as in the
+    original, e.g. ``"System: Be brief\\n\\nHuman: Hi\\n\\n"``); its parts are joined by blank
+    lines, each image replaced by ``[image N]`` (N counts from 1 over the whole conversation and
+    indexes the returned list). A message without any part (an assistant tool-call turn with
+    ``content: null``) is left out. ``instructions`` follow as ``System:`` paragraphs.
+    ``no_role_prefix`` drops the prefixes but keeps the separators; the artifacts preamble keeps
+    its ``System:`` either way, as in the original.
+    """
+    images: list[ImagePart] = []
+    paragraphs = [ARTIFACTS_PREAMBLE] if disable_artifacts else []
+    for message in messages:
+        if message.parts:
+            text = _message_text(message, images)
+            paragraphs.append(_paragraph(message.role, text, no_role_prefix))
+    paragraphs.extend(_paragraph("system", text, no_role_prefix) for text in instructions)
+    return "".join(paragraphs), images
+
+
+def _message_text(message: Message, images: list[ImagePart]) -> str:
+    """The message's parts as text, appending its images to ``images`` as they are met."""
+    pieces = []
+    for part in message.parts:
+        if isinstance(part, TextPart):
+            pieces.append(part.text)
+        elif isinstance(part, ImagePart):
+            images.append(part)
+            pieces.append(f"[image {len(images)}]")
+    text = "\n\n".join(pieces)
+    return _TOOL_RESULT_HEADER + text if message.role == "tool" else text
+
+
+def _paragraph(role: str, text: str, no_role_prefix: bool) -> str:
+    prefix = "" if no_role_prefix else _ROLE_PREFIXES[role]
+    return f"{prefix}{text}\n\n"
+
+
+def transcript_factory(settings: Any) -> ChatMiddleware:
+    """Build ``ctx.turn.prompt`` and ``ctx.turn.images`` from the request (see :func:`build_prompt`)."""
+    no_role_prefix = settings.no_role_prefix
+    disable_artifacts = settings.prompt_disable_artifacts
+
+    def transcript(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
+        ctx.turn.prompt, ctx.turn.images = build_prompt(
+            ctx.request.messages,
+            no_role_prefix=no_role_prefix,
+            disable_artifacts=disable_artifacts,
+            instructions=ctx.request.instructions,
+        )
+        return call_next(ctx)
+
+    return transcript
+
+
