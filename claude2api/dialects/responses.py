@@ -13,9 +13,11 @@ agrees with. In short:
   ``max_output_tokens``) / ``response.failed`` (a failure after the commit point). No ``[DONE]``.
   Every item added is done before the end: the SDK's helper refuses to complete otherwise.
 
-Function tools are refused for now (a 400 that says so): the neutral core has no tool-call parts or
-events yet. Past ``function_call`` / ``function_call_output`` items in the input are kept in the
-history as text, worded as the other dialects word tool history.
+Function tools are refused for now (a 400 that says so): nothing in the pipeline produces tool
+calls yet. The renderers already turn the neutral tool-call events (``ToolCallStart`` /
+``ToolCallDelta`` / ``ToolCallEnd``) into ``function_call`` output items, so accepting tools is a
+parsing change once tool calling lands. Past ``function_call`` / ``function_call_output`` items in
+the input are kept in the history as text, worded as the other dialects word tool history.
 """
 
 from __future__ import annotations
@@ -39,6 +41,9 @@ from claude2api.core.types import (
     Role,
     TextPart,
     Thinking,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
 )
 from claude2api.dialects.base import Dialect, ReplySpec
 from claude2api.dialects.openai import (
@@ -636,6 +641,17 @@ class _Renderer:
         }
 
     @staticmethod
+    def _function_call(item_id: str, call: ToolCallStart, arguments: str, status: str) -> dict[str, Any]:
+        return {
+            "id": item_id,
+            "type": "function_call",
+            "status": status,
+            "call_id": call.id,
+            "name": call.name,
+            "arguments": arguments,
+        }
+
+    @staticmethod
     def _reasoning(item_id: str, summary: str) -> dict[str, Any]:
         return {
             "id": item_id,
@@ -675,11 +691,15 @@ class ResponsesStream(_Renderer):
         self._item_id = ""
         self._pieces: list[str] = []  # text of the open item
         self._has_message = False
+        self._call: ToolCallStart | None = None  # the open function_call item's call
+        self._has_calls = False
         self._held: list[str] = []  # JSON mode: the answer, sent at the end
 
     def feed(self, event: Event) -> bytes:
         if self._closed:
             return b""
+        if isinstance(event, (ToolCallStart, ToolCallDelta, ToolCallEnd)):
+            return (self._start() + self._tool_event(event)).encode()
         kind, text = self._piece(event)
         out = self._start() + self._add(kind, text)
         if self.done:
@@ -751,6 +771,28 @@ class ResponsesStream(_Renderer):
             {**self._where(), "summary_index": 0, "delta": text},
         )
 
+    def _tool_event(self, event: ToolCallStart | ToolCallDelta | ToolCallEnd) -> str:
+        """A function_call item: opened by the start, argument deltas, closed by the end."""
+        if self.done:
+            return ""
+        if isinstance(event, ToolCallStart):
+            out = self._close_item("completed")
+            self._kind, self._call, self._pieces, self._has_calls = "function_call", event, [], True
+            self._item_id = _item_id("fc")
+            item = self._function_call(self._item_id, event, "", "in_progress")
+            return out + self._event(
+                "response.output_item.added", {"output_index": len(self._output), "item": item}
+            )
+        if self._kind != "function_call":
+            return ""  # a delta or end without its start: nothing to attach it to
+        if isinstance(event, ToolCallDelta):
+            self._pieces.append(event.partial_json)
+            self._reply.answer.add(event.partial_json)
+            return self._event(
+                "response.function_call_arguments.delta", {**self._where(), "delta": event.partial_json}
+            )
+        return self._close_item("completed")
+
     def _where(self) -> dict[str, Any]:
         return {"item_id": self._item_id, "output_index": len(self._output)}
 
@@ -777,7 +819,11 @@ class ResponsesStream(_Renderer):
         if self._kind is None:
             return ""
         text, where = "".join(self._pieces), self._where()
-        if self._kind == "text":
+        if self._kind == "function_call":
+            assert self._call is not None
+            item = self._function_call(self._item_id, self._call, text, status)
+            out = self._event("response.function_call_arguments.done", {**where, "arguments": text})
+        elif self._kind == "text":
             item = self._message(self._item_id, text, status)
             out = self._event(
                 "response.output_text.done", {**where, "content_index": 0, "text": text, "logprobs": []}
@@ -816,7 +862,7 @@ class ResponsesStream(_Renderer):
                     failed = self.response("failed", self._output, error=error)
                     return out + self._event("response.failed", {"response": failed})
             out += self._emit("text", text)
-        if not self._has_message:
+        if not self._has_message and not self._has_calls:
             out += self._close_item("completed") + self._open_item("text")
         out += self._close_item(status)
         self.final = self.response(status, self._output)
@@ -827,10 +873,19 @@ class ResponsesCollector(_Renderer):
     """Collects events into one ``response`` object (non-stream), with the items a stream would have had."""
 
     def _setup(self) -> None:
-        self._items: list[tuple[str, list[str]]] = []
+        #: (kind, text pieces, the call of a function_call item)
+        self._items: list[tuple[str, list[str], ToolCallStart | None]] = []
 
     def feed(self, event: Event) -> None:
-        if not self.done:
+        if self.done:
+            return
+        if isinstance(event, ToolCallStart):
+            self._items.append(("function_call", [], event))
+        elif isinstance(event, ToolCallDelta):
+            if self._items and self._items[-1][0] == "function_call":
+                self._items[-1][1].append(event.partial_json)
+                self._reply.answer.add(event.partial_json)
+        elif not isinstance(event, ToolCallEnd):
             self._collect(*self._piece(event))
 
     def result(self) -> dict[str, Any]:
@@ -838,12 +893,15 @@ class ResponsesCollector(_Renderer):
         if not self.done:
             self._collect("text", self._reply.end())
         status = self._status
-        if not any(kind == "text" for kind, _ in self._items):
-            self._items.append(("text", []))
+        if not any(kind in ("text", "function_call") for kind, _, _ in self._items):
+            self._items.append(("text", [], None))
         output: list[dict[str, Any]] = []
-        last_message = max(i for i, (kind, _) in enumerate(self._items) if kind == "text")
-        for i, (kind, pieces) in enumerate(self._items):
+        last_message = max((i for i, (kind, _, _) in enumerate(self._items) if kind == "text"), default=-1)
+        for i, (kind, pieces, call) in enumerate(self._items):
             text = "".join(pieces)
+            if call is not None:
+                output.append(self._function_call(_item_id("fc"), call, text, "completed"))
+                continue
             if kind == "reasoning":
                 output.append(self._reasoning(_item_id("rs"), text))
                 continue
@@ -860,7 +918,7 @@ class ResponsesCollector(_Renderer):
         if self._items and self._items[-1][0] == kind:
             self._items[-1][1].append(text)
         else:
-            self._items.append((kind, [text]))
+            self._items.append((kind, [text], None))
 
 
 def stored_history(conversation: list[Message], reply: str) -> list[Message]:
@@ -884,7 +942,9 @@ def error_body(error: APIError, request_id: str | None = None) -> dict[str, Any]
 
 def _error_frame(renderer: ResponsesStream, error: APIError) -> bytes:
     """A late failure as ``response.failed``, coded as the Responses API codes it."""
-    return renderer.error_frame(error.message, code="rate_limit_exceeded" if error.status == 429 else "server_error")
+    return renderer.error_frame(
+        error.message, code="rate_limit_exceeded" if error.status == 429 else "server_error"
+    )
 
 
 def _stream(spec: ReplySpec) -> ResponsesStream:
