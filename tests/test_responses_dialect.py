@@ -448,21 +448,17 @@ TOOL_EVENTS: list[Event] = [
 def test_stream_renders_tool_call_events_as_function_call_items() -> None:
     _, frames = run_stream(TOOL_EVENTS, options())
     types = [f["type"] for f in frames]
-    assert (
-        types[-10:]
-        == [
-            "response.output_item.added",
-            "response.function_call_arguments.delta",
-            "response.function_call_arguments.delta",
-            "response.function_call_arguments.done",
-            "response.output_item.done",
-            "response.output_item.added",
-            "response.function_call_arguments.done",
-            "response.output_item.done",
-            "response.completed",
-        ][-10:]
-        or types
-    )
+    assert types[-9:] == [
+        "response.output_item.added",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.delta",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.function_call_arguments.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
     final = Response.model_validate(frames[-1]["response"])
     assert [item.type for item in final.output] == ["message", "function_call", "function_call"]
     call = final.output[1]
