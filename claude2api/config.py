@@ -71,7 +71,7 @@ _MIRROR_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 #: First path segments of every route and alias outside mirror mode: a mirror prefix starting with
 #: one would shadow it (``/chat`` the root alias) or inherit its key check (``/admin``).
 #: tests/test_hardening_http.py checks this covers every route the app registers.
-RESERVED_PATH_SEGMENTS = frozenset({"v1", "hf", "admin", "health", "chat", "models", "messages", "openapi.json"})
+RESERVED_PATH_SEGMENTS = frozenset({"v1", "hf", "admin", "health", "chat", "models", "messages", "responses", "openapi.json"})
 
 
 def _text(raw: Any, name: str) -> str:
@@ -376,6 +376,12 @@ class Settings:
     mirror_rejected_key_ttl: float = _setting(300.0, _number(positive=False))
     #: Largest body of mirror mode's unauthenticated count_tokens route, in KB.
     mirror_count_tokens_max_kb: int = _setting(256, _integer(1))
+    #: Responses API exchanges kept for ``previous_response_id`` and GET/DELETE, at most (0: none).
+    responses_store_max_items: int = _setting(1000, _integer(0))
+    #: Total size of the kept exchanges' history (text and images), in MB.
+    responses_store_max_mb: float = _setting(64.0, _number(positive=True))
+    #: Seconds a kept exchange can be continued or read before it is forgotten.
+    responses_store_ttl: float = _setting(3600.0, _number(positive=True))
 
     @property
     def host(self) -> str:

@@ -189,7 +189,7 @@ def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:
     if kind == "text":
         return None, []
     if kind == "json_object":
-        return kind, [_JSON_OBJECT_INSTRUCTION]
+        return kind, [json_format_instruction(None)]
     if kind == "json_schema":
         spec = raw.get("json_schema")
         if not isinstance(spec, dict):
@@ -197,12 +197,19 @@ def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:
                 "Invalid type for 'response_format.json_schema': expected an object.",
                 param="response_format.json_schema",
             )
-        schema = json.dumps(spec.get("schema", {}), ensure_ascii=False)
-        return kind, [_JSON_SCHEMA_INSTRUCTION.format(schema=schema)]
+        return kind, [json_format_instruction(spec.get("schema", {}))]
     raise bad_request(
         "Invalid value for 'response_format.type': expected 'text', 'json_object' or 'json_schema'.",
         param="response_format",
     )
+
+
+def json_format_instruction(schema: object) -> str:
+    """The prompt instruction emulating a JSON mode: any JSON object (``schema`` ``None``) or a
+    value conforming to ``schema``. Shared with the Responses dialect's ``text.format``."""
+    if schema is None:
+        return _JSON_OBJECT_INSTRUCTION
+    return _JSON_SCHEMA_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False))
 
 
 def _parse_messages(raw: object) -> list[Message]:
@@ -284,7 +291,7 @@ def _parse_part(part: object, param: str) -> Part:
         image = part.get("image_url")  # type: ignore[union-attr]
         url = image.get("url") if isinstance(image, dict) else image  # a bare string from some clients
         if isinstance(url, str):
-            return _parse_image_url(url, param)
+            return parse_image_url(url, param)
     else:
         raise bad_request(
             f"Unsupported content part type {clip(repr(kind))} in '{param}': only text and image_url are supported.",
@@ -293,7 +300,7 @@ def _parse_part(part: object, param: str) -> Part:
     raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
 
 
-def _parse_image_url(url: str, param: str) -> ImagePart:
+def parse_image_url(url: str, param: str) -> ImagePart:
     """A ``data:`` URL becomes inline bytes; an http(s) URL is kept for the daemon to download."""
     if url[:5].lower() == "data:":
         return _decode_data_url(url, param)
@@ -551,7 +558,7 @@ class OpenAICollector(_Renderer):
         content = "".join(self._content)
         # A length-truncated reply is not checked: the client capped it (OpenAI returns it as is too).
         if self.options.response_format and self.finish_reason != "length":
-            content = _clean_json(content, self.options.response_format)
+            content = clean_json(content, self.options.response_format)
         message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
         if self._reasoning:
             message.update(dict.fromkeys(self._reasoning_keys, "".join(self._reasoning)))
@@ -574,7 +581,7 @@ class OpenAICollector(_Renderer):
             self._content.append(content)
 
 
-def _clean_json(content: str, mode: str) -> str:
+def clean_json(content: str, mode: str) -> str:
     """The reply as bare JSON: a Markdown fence around it is removed, anything unparsable is a 502."""
     text = _unfence(content.strip())
     try:

@@ -26,6 +26,7 @@ from claude2api.accounts.pool import SessionPool
 from claude2api.config import ConfigError, Settings
 from claude2api.core.catalog import ModelCatalog
 from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
+from claude2api.dialects.response_store import MemoryResponseStore
 from claude2api.http.listener import GuardedRunner, ListenerLimits
 from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
 from claude2api.http.routes import add_routes
@@ -149,6 +150,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             janitor=janitor,
             chain=chain,
             clock=clock,
+            responses=MemoryResponseStore(
+                max_items=settings.responses_store_max_items,
+                max_bytes=int(settings.responses_store_max_mb * 1024 * 1024),
+                ttl=settings.responses_store_ttl,
+            ),
         )
         try:
             yield
@@ -184,6 +190,9 @@ RESTART_ONLY = (
     "header_read_timeout",
     "max_connections",
     "shutdown_drain_seconds",
+    "responses_store_max_items",
+    "responses_store_max_mb",
+    "responses_store_ttl",
 )
 
 

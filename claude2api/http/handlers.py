@@ -103,7 +103,15 @@ def openapi_for(settings: Settings) -> dict[str, Any]:
     doc = copy.deepcopy(openapi_base())
     if settings.enable_mirror_api:
         mirror = settings.mirror_api_prefix + "/v1"
-        for path in ("/chat/completions", "/messages", "/messages/count_tokens", "/models", "/models/{model_id}"):
+        for path in (
+            "/chat/completions",
+            "/responses",
+            "/responses/{response_id}",
+            "/messages",
+            "/messages/count_tokens",
+            "/models",
+            "/models/{model_id}",
+        ):
             doc["paths"][mirror + path] = doc["paths"]["/v1" + path]
     return doc
 

@@ -148,7 +148,7 @@ async def browser_guard(request: web.Request, handler: Handler) -> web.StreamRes
             status=204,
             headers={
                 "Access-Control-Allow-Origin": allowed,
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": requested or CORS_ALLOW_HEADERS,
                 "Access-Control-Max-Age": "86400",
                 "Vary": "Origin",

@@ -19,10 +19,11 @@ from claude2api.config import Settings
 from claude2api.dialects.anthropic import ANTHROPIC
 from claude2api.dialects.base import Dialect
 from claude2api.dialects.openai import OPENAI
-from claude2api.http import handlers
+from claude2api.dialects.responses import RESPONSES
+from claude2api.http import handlers, responses
 
 #: Every dialect by name.
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC)}
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC, RESPONSES)}
 
 
 class Access(enum.Enum):
@@ -68,6 +69,9 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/openapi.json", handlers.openapi_document, Prefixes.ROOT, Access.PUBLIC),
     Route("GET", "/admin/sessions", handlers.admin_sessions, Prefixes.ROOT, Access.ADMIN),
     Route("POST", "/chat/completions", handlers.chat_handler(OPENAI), Prefixes.OPENAI, Access.CHAT, OPENAI),
+    Route("POST", "/responses", responses.create_response, Prefixes.OPENAI, Access.CHAT, RESPONSES),
+    Route("GET", "/responses/{response_id}", responses.get_response, Prefixes.OPENAI, dialect=RESPONSES),
+    Route("DELETE", "/responses/{response_id}", responses.delete_response, Prefixes.OPENAI, dialect=RESPONSES),
     Route("POST", "/messages", handlers.chat_handler(ANTHROPIC), Prefixes.ANTHROPIC, Access.CHAT, ANTHROPIC),
     Route(
         "POST", "/messages/count_tokens", handlers.count_tokens, Prefixes.ANTHROPIC, dialect=ANTHROPIC,

@@ -24,6 +24,7 @@ from claude2api.core.failures import (
     upstream_api_error,
 )
 from claude2api.core.types import ChatHandler
+from claude2api.dialects.response_store import ResponseStore
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
 
@@ -46,6 +47,8 @@ class Services:
     janitor: Janitor
     chain: ChatHandler
     clock: Callable[[], float]
+    #: Finished Responses API exchanges, for ``previous_response_id`` and GET/DELETE.
+    responses: ResponseStore
     #: Mirror-mode sessions claude.ai accepted, most recently used last.
     mirror_sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     #: sha256 of mirror-mode keys claude.ai rejected -> when to forget them.
