@@ -27,6 +27,7 @@ from claude2api.config import ConfigError, Settings
 from claude2api.core.catalog import ModelCatalog
 from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
 from claude2api.http.listener import GuardedRunner, ListenerLimits
+from claude2api.http.metrics import METRICS, Metrics
 from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
 from claude2api.http.routes import add_routes
 from claude2api.http.services import SERVICES, Services
@@ -116,6 +117,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
     )
     app[STARTUP_SETTINGS] = settings
+    app[METRICS] = Metrics(app)
     chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -184,6 +186,7 @@ RESTART_ONLY = (
     "header_read_timeout",
     "max_connections",
     "shutdown_drain_seconds",
+    "metrics_address",
 )
 
 
