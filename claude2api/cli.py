@@ -28,6 +28,7 @@ from claude2api.http.app import (
     raise_open_file_limit,
     upstream_session,
 )
+from claude2api.http.metrics import start_metrics_listener
 from claude2api.http.services import SERVICES
 from claude2api.logs import configure_logging, get_logger, register_secret
 from claude2api.upstream.client import ClaudeWebClient
@@ -148,9 +149,19 @@ async def serve(
         await runner.cleanup()
         print(f"claude2api: cannot listen on {settings.address}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    metrics_runner = None
+    if settings.metrics_listen is not None:
+        try:
+            metrics_runner = await start_metrics_listener(app, *settings.metrics_listen)
+        except OSError as exc:
+            await runner.cleanup()
+            print(f"claude2api: cannot listen on {settings.metrics_address} (METRICS_ADDRESS): {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     log.info(
         "listening",
         address=settings.address,
+        metrics_address=settings.metrics_address,
         config_file=str(settings.config_file) if settings.config_file else None,
         sessions=len(settings.sessions),
         upstream=settings.claude_base_url,
@@ -174,6 +185,8 @@ async def serve(
         # Requests get the drain time to finish; then streams still open end with an error frame.
         cut = loop.call_later(settings.shutdown_drain_seconds, app[SERVICES].cut_upstream_calls)
         try:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
             await runner.cleanup()
         finally:
             cut.cancel()

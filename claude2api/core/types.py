@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from claude2api.core.record import RequestRecord
+
 Role = Literal["system", "user", "assistant", "tool"]
 
 
@@ -236,7 +238,8 @@ class ChatContext:
     """Per-request state handed down the chat middleware chain.
 
     ``services`` is the daemon's :class:`claude2api.http.services.Services` (settings, pool, upstream client);
-    ``session`` is set by the session-selection middleware; ``extras`` is free for plugins.
+    ``session`` is set by the session-selection middleware; ``record`` collects what happened
+    for the access line and the metrics (:mod:`claude2api.core.record`); ``extras`` is free for plugins.
     """
 
     request: ChatRequest
@@ -247,6 +250,7 @@ class ChatContext:
     #: Session override (mirror mode: the caller's own claude.ai key).
     mirror_session: Any = None
     session: Any = None
+    record: RequestRecord = field(default_factory=RequestRecord)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def replace_request(self, **changes: Any) -> None:

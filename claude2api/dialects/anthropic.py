@@ -359,6 +359,11 @@ class _Renderer:
         """Subclass state, set up once the common state above exists."""
 
     @property
+    def output_tokens(self) -> int:
+        """Tokens of the reply so far, thinking included (an estimate, as in ``usage``)."""
+        return self._reply.answer.tokens + self._reply.thinking.tokens
+
+    @property
     def done(self) -> bool:
         """True once the reply is over (Stop, a stop sequence or the cap): stop reading upstream."""
         return self._reply.stop_reason is not None
@@ -581,6 +586,29 @@ def _collect(spec: ReplySpec) -> AnthropicCollector:
     return AnthropicCollector(r.model, spec.options, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
+#: Sampling fields claude.ai has no knob for, with the value that means "not asked".
+_SAMPLING_DEFAULTS = {"temperature": 1, "top_p": 1, "top_k": None}
+
+
+def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
+    """What this valid request asks for that claude.ai cannot do (notes for the warning line)."""
+    notes = [
+        f"{name} ignored"
+        for name, default in _SAMPLING_DEFAULTS.items()
+        if body.get(name) is not None and body.get(name) != default
+    ]
+    if body.get("tools") and not request.tools:
+        notes.append("tools ignored")
+    thinking = body.get("thinking")
+    if request.thinking and request.thinking.budget_tokens is not None and isinstance(thinking, dict):
+        notes.append(f"thinking.budget_tokens {request.thinking.budget_tokens} sent as effort {request.thinking.effort}")
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if isinstance(effort, str) and effort != (request.thinking.effort if request.thinking else None):
+        notes.append(f"output_config.effort {clip(effort, 20)} ignored")
+    return notes
+
+
 ANTHROPIC = Dialect(
     name="anthropic",
     parse=parse_messages_request,
@@ -588,4 +616,5 @@ ANTHROPIC = Dialect(
     collect=_collect,
     error_body=error_body,
     error_frame=_error_frame,
+    unhonoured=unhonoured,
 )

@@ -446,6 +446,11 @@ class _Renderer:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         return usage
 
+    @property
+    def output_tokens(self) -> int:
+        """Tokens of the reply so far, reasoning included (an estimate, as in ``usage``)."""
+        return self._reply.answer.tokens + self._reply.thinking.tokens
+
 
 class OpenAIStream(_Renderer):
     """Renders events as ``chat.completion.chunk`` SSE frames (bytes ready to write).
@@ -669,6 +674,31 @@ def _collect(spec: ReplySpec) -> OpenAICollector:
     return OpenAICollector(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
+#: Sampling fields claude.ai has no knob for, with the value that means "not asked".
+_SAMPLING_DEFAULTS = {
+    "temperature": 1,
+    "top_p": 1,
+    "frequency_penalty": 0,
+    "presence_penalty": 0,
+    "seed": None,
+    "logit_bias": None,
+    "logprobs": False,
+    "top_logprobs": None,
+}
+
+
+def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
+    """What this valid request asks for that claude.ai cannot do (notes for the warning line)."""
+    notes = [
+        f"{name} ignored"
+        for name, default in _SAMPLING_DEFAULTS.items()
+        if body.get(name) not in (default, None, {})
+    ]
+    if (body.get("tools") or body.get("functions")) and not request.tools:
+        notes.append("tools ignored")
+    return notes
+
+
 OPENAI = Dialect(
     name="openai",
     parse=parse_chat_request,
@@ -676,4 +706,5 @@ OPENAI = Dialect(
     collect=_collect,
     error_body=error_body,
     error_frame=_error_frame,
+    unhonoured=unhonoured,
 )

@@ -28,6 +28,7 @@ from claude2api.core.catalog import ModelCatalog
 from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
 from claude2api.dialects.response_store import MemoryResponseStore
 from claude2api.http.listener import GuardedRunner, ListenerLimits
+from claude2api.http.metrics import METRICS, Metrics
 from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
 from claude2api.http.routes import add_routes
 from claude2api.http.services import SERVICES, Services
@@ -117,6 +118,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
     )
     app[STARTUP_SETTINGS] = settings
+    app[METRICS] = Metrics(app)
     chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -193,6 +195,7 @@ RESTART_ONLY = (
     "responses_store_max_items",
     "responses_store_max_mb",
     "responses_store_ttl",
+    "metrics_address",
 )
 
 

@@ -18,9 +18,11 @@ from typing import Any
 from aiohttp import web
 
 from claude2api.core.failures import UpstreamError, bad_request, upstream_api_error
-from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
+from claude2api.core.record import RequestRecord
+from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop, ToolCallStart
 from claude2api.dialects.base import Collector, Dialect, StreamRenderer
-from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.http.metrics import METRICS
+from claude2api.http.services import MIRROR_CREDENTIALS, RECORD, REQUEST_ID, SERVICES
 from claude2api.logs import get_logger
 
 log = get_logger(__name__)
@@ -118,7 +120,11 @@ def _replace_surrogates(body: Any) -> Any:
 def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:
     services = request.app[SERVICES]
     ctx = ChatContext(
-        request=chat_request, services=services, request_id=request[REQUEST_ID], dialect=dialect
+        request=chat_request,
+        services=services,
+        request_id=request[REQUEST_ID],
+        dialect=dialect,
+        record=request[RECORD],
     )
     mirror = request.get(MIRROR_CREDENTIALS)
     if mirror is not None:
@@ -155,15 +161,22 @@ async def stream(
 ) -> web.StreamResponse:
     """Relay the chain's events as SSE; a late upstream failure becomes the dialect's error frame,
     typed as its HTTP error would have been (:data:`~claude2api.core.failures.CLIENT_ERRORS`)."""
+    record = request[RECORD]
+    active_streams = request.app[METRICS].active_streams
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
+    active_streams.inc()
     pinger = KeepAlive(response, renderer, keepalive_interval)
+    tool_calls = 0  # counted here, recorded once at the end: nothing per event but this
     try:
         out = b"".join(renderer.feed(event) for event in head)
+        tool_calls = sum(type(event) is ToolCallStart for event in head)
         if out:
             await response.write(out)
         if not renderer.done:
             async for event in events:
+                if type(event) is ToolCallStart:
+                    tool_calls += 1
                 out = renderer.feed(event)
                 if out:
                     pinger.writes += 1
@@ -175,10 +188,15 @@ async def stream(
     except UpstreamError as exc:
         pinger.stop()
         log.warning("stream_failed_after_commit", failure=exc.failure.value, error=exc.message)
-        await _write_quietly(response, dialect.error_frame(renderer, upstream_api_error(exc)))
+        error = upstream_api_error(exc)
+        record.error_code, record.error = error.code or error.type, error.message
+        await _write_quietly(response, dialect.error_frame(renderer, error), record)
     except ConnectionResetError:
+        record.client_gone = True
         log.info("client_disconnected")
     finally:
+        active_streams.dec()
+        record.tool_calls, record.output_tokens = tool_calls, renderer.output_tokens
         pinger.stop()
         await events.aclose()
     return response
@@ -213,25 +231,33 @@ class KeepAlive:
             self._task = None
 
 
-async def collect(events: AsyncGenerator[Event, None], head: list[Event], collector: Collector) -> dict[str, Any]:
+async def collect(
+    events: AsyncGenerator[Event, None], head: list[Event], collector: Collector, record: RequestRecord
+) -> dict[str, Any]:
     """Read the whole reply into the dialect's collector (non-streaming responses)."""
+    tool_calls = 0
     try:
         for event in head:
             collector.feed(event)
+        tool_calls = sum(type(event) is ToolCallStart for event in head)
         if not collector.done:
             async for event in events:
+                if type(event) is ToolCallStart:
+                    tool_calls += 1
                 collector.feed(event)
                 if collector.done and not isinstance(event, Stop):
                     break
     except UpstreamError as exc:
         raise upstream_api_error(exc) from None
     finally:
+        record.tool_calls, record.output_tokens = tool_calls, collector.output_tokens
         await events.aclose()
     return collector.result()
 
 
-async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+async def _write_quietly(response: web.StreamResponse, data: bytes, record: RequestRecord) -> None:
     try:
         await response.write(data)
     except ConnectionResetError:
+        record.client_gone = True
         log.info("client_disconnected")

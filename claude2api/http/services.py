@@ -23,6 +23,7 @@ from claude2api.core.failures import (
     UpstreamError,
     upstream_api_error,
 )
+from claude2api.core.record import RequestRecord
 from claude2api.core.types import ChatHandler
 from claude2api.dialects.response_store import ResponseStore
 from claude2api.upstream.client import ClaudeWebClient
@@ -128,5 +129,7 @@ def _mirror_rejected_error(message: str) -> APIError:
 
 SERVICES = web.AppKey("claude2api.services", Services)
 REQUEST_ID = web.RequestKey("claude2api.request_id", str)
+#: What happened to the request, for its access line and the metrics (:mod:`claude2api.core.record`).
+RECORD = web.RequestKey("claude2api.record", RequestRecord)
 #: Mirror mode: the caller's own ``(session key, org id)`` from its Bearer token.
 MIRROR_CREDENTIALS = web.RequestKey("claude2api.mirror", tuple)

@@ -42,9 +42,11 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         for image in ctx.turn.images:
             if image.data is not None:
                 files.append(await client.upload(account, image.data, image.media_type or "application/octet-stream"))
+                ctx.record.uploads += 1
         protocol = generation(settings.upstream_protocol)
         options = TurnOptions(model=request.upstream_model, thinking_effort=effort, files=files)
         await protocol.open(client, account, conv_id, options)
+        ctx.record.conversations += 1
         body = protocol.completion_body(ctx.turn, options)
         async for event in client.completion(account, conv_id, body):
             streaming = True

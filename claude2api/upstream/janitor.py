@@ -114,6 +114,8 @@ class Janitor:
         self._queue: dict[str, Cleanup] = {}
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        #: Conversations deleted since start (the metrics read it).
+        self.deleted = 0
         pool.pending_cleanup = self.pending_by_session
         if pool.state is not None:
             pool.state.sources["cleanup"] = self.records
@@ -174,6 +176,11 @@ class Janitor:
         task = asyncio.get_running_loop().create_task(self._first_attempt(entry))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    @property
+    def pending(self) -> int:
+        """Clean-ups waiting for a retry."""
+        return len(self._queue)
 
     def pending_by_session(self) -> Counter[str]:
         return Counter(entry.session_id for entry in self._queue.values())
@@ -250,6 +257,7 @@ class Janitor:
             log.warning("delete_failed", session=session_print, conversation=entry.conversation,
                         attempt=entry.attempts + 1, error=exc.message)
             return exc.failure not in RETRYABLE
+        self.deleted += 1
         log.debug("conversation_deleted", session=session_print, conversation=entry.conversation)
         return True
 
