@@ -584,6 +584,11 @@ class _Renderer:
         return self._reply.stop_reason is not None
 
     @property
+    def output_tokens(self) -> int:
+        """Tokens of the reply so far, reasoning included (an estimate, as in ``usage``)."""
+        return self._reply.answer.tokens + self._reply.thinking.tokens
+
+    @property
     def reply_text(self) -> str:
         """The answer as the client got it: what a follow-up's history carries."""
         return "".join(self._answer)

@@ -7,10 +7,12 @@ the daemon's :class:`~claude2api.dialects.response_store.ResponseStore` unless t
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
 
+from claude2api.core.failures import clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
 from claude2api.core.types import ChatRequest
@@ -31,13 +33,21 @@ from claude2api.dialects.responses import (
 )
 from claude2api.http import relay
 from claude2api.http.auth import presented_key
-from claude2api.http.services import SERVICES, Services
+from claude2api.http.handlers import MODEL_LOG_CHARS
+from claude2api.http.metrics import model_label
+from claude2api.http.services import RECORD, SERVICES, Services
 
 
 async def create_response(request: web.Request) -> web.StreamResponse:
     services = request.app[SERVICES]
+    record = request[RECORD]
+    record.dialect = RESPONSES.name
     body = await relay.read_json(request)
+    asked = body.get("model") if isinstance(body, dict) else None
+    record.model_asked = clip(asked, MODEL_LOG_CHARS) if isinstance(asked, str) else None
+    record.model_label = model_label(services.catalog, asked)
     chat_request, options = parse_responses_request(body, services.catalog)
+    record.stream = chat_request.stream
     owner = owner_of(presented_key(request))
     if options.previous_response_id is not None:
         previous = await services.responses.get(owner, options.previous_response_id)
@@ -46,8 +56,11 @@ async def create_response(request: web.Request) -> web.StreamResponse:
         chat_request = continue_conversation(chat_request, options, previous.history)
     ctx = relay.chat_context(request, chat_request, RESPONSES.name)
     events, head = await relay.start(ctx)
+    record.first_token_seconds = time.perf_counter() - record.started
+    record.model_sent = ctx.request.upstream_model
     # Counted once the plugins ran (they run before the first event): their prompt counts too.
     spec = ReplySpec(chat_request, options, estimate_request_tokens(ctx.request), services.settings.thinking_output)
+    record.input_tokens = spec.prompt_tokens
     if chat_request.stream:
         renderer = ResponsesStream(chat_request.model, options, spec.prompt_tokens, chat_request.max_tokens)
         response = await relay.stream(
@@ -57,7 +70,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             await _keep(services, owner, chat_request, options, renderer.final, renderer.reply_text)
         return response
     collector = ResponsesCollector(chat_request.model, options, spec.prompt_tokens, chat_request.max_tokens)
-    result = await relay.collect(events, head, collector)
+    result = await relay.collect(events, head, collector, record)
     await _keep(services, owner, chat_request, options, result, collector.reply_text)
     return web.json_response(result, dumps=compact_json)
 
