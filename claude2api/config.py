@@ -376,6 +376,10 @@ class Settings:
     mirror_rejected_key_ttl: float = _setting(300.0, _number(positive=False))
     #: Largest body of mirror mode's unauthenticated count_tokens route, in KB.
     mirror_count_tokens_max_kb: int = _setting(256, _integer(1))
+    #: Forward client tools to claude.ai; off: a request with tools gets a 400 that says so.
+    tools: bool = _setting(True, _boolean)
+    #: Seconds of upstream silence after a client tool call that end the turn (claude.ai holds it open).
+    tool_call_idle_seconds: float = _setting(1.5, _number(positive=True))
 
     @property
     def host(self) -> str:

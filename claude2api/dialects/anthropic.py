@@ -446,7 +446,14 @@ def _tool_result_block(block: dict[str, Any], path: str) -> list[Part]:
         raise bad_request(f"{path}.tool_use_id: Field required", param=f"{path}.tool_use_id")
     content = block.get("content")
     parts = [] if content is None else _parse_content(content, f"{path}.content")
-    kept = [p for p in parts if isinstance(p, TextPart | ImagePart)]
+    kept: list[TextPart | ImagePart] = []
+    for part in parts:  # a (rare) nested result or call is flattened into this one's content
+        if isinstance(part, TextPart | ImagePart):
+            kept.append(part)
+        elif isinstance(part, ToolResult):
+            kept.extend(part.content)
+        elif isinstance(part, ToolCall):
+            kept.append(TextPart(f"{part.name} {part.arguments}"))
     return [ToolResult(call_id, kept, is_error=block.get("is_error") is True)]
 
 

@@ -13,7 +13,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from claude2api.config import Settings
-from claude2api.core.failures import model_not_found
+from claude2api.core.failures import bad_request, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
 from claude2api.dialects.anthropic import parse_count_tokens
@@ -31,6 +31,8 @@ def chat_handler(dialect: Dialect) -> Handler:
         services = request.app[SERVICES]
         body = await relay.read_json(request)
         chat_request, options = dialect.parse(body, services.catalog)
+        if chat_request.tools and not services.settings.tools:
+            raise bad_request("Tool calling is turned off on this server (setting TOOLS=false).", param="tools")
         ctx = relay.chat_context(request, chat_request, dialect.name)
         events, head = await relay.start(ctx)
         # Counted once the plugins ran (they run before the first event): their prompt counts too.

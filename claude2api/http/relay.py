@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from claude2api.core.failures import UpstreamError, bad_request, upstream_api_error
+from claude2api.core.failures import APIError, UpstreamError, bad_request, upstream_api_error
 from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
 from claude2api.dialects.base import Collector, Dialect, StreamRenderer
 from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
@@ -176,6 +176,10 @@ async def stream(
         pinger.stop()
         log.warning("stream_failed_after_commit", failure=exc.failure.value, error=exc.message)
         await _write_quietly(response, dialect.error_frame(renderer, upstream_api_error(exc)))
+    except APIError as exc:  # the output guard: the reply broke the request's contract (not JSON, no tool call)
+        pinger.stop()
+        log.warning("reply_rejected_after_commit", code=exc.code, error=exc.message)
+        await _write_quietly(response, dialect.error_frame(renderer, exc))
     except ConnectionResetError:
         log.info("client_disconnected")
     finally:
