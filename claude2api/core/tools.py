@@ -19,7 +19,7 @@ import json
 import re
 import secrets
 import string
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from claude2api.core.failures import APIError, bad_request, clip
@@ -38,16 +38,19 @@ _FENCE = "```"
 _FENCE_LANGUAGE = re.compile(r"[a-zA-Z0-9_-]*")
 
 
-def check_tools(tools: Sequence[ToolDefinition], name_rule: re.Pattern[str], param: str) -> None:
-    """Raise a 400 naming ``param`` unless every tool has a valid, unique name and an object schema."""
+def check_tools(
+    tools: Sequence[ToolDefinition], name_rule: re.Pattern[str], param: str, item: Callable[[int], str]
+) -> None:
+    """Raise a 400 unless every tool has a valid, unique name and an object schema; ``param`` names
+    the list, ``item(n)`` the n-th definition (``tools[0].function``, ``tools.0``)."""
     if len(tools) > MAX_TOOLS:
         raise bad_request(f"{param}: at most {MAX_TOOLS} tools are allowed, got {len(tools)}", param=param)
     seen: set[str] = set()
     for n, tool in enumerate(tools):
         if not name_rule.fullmatch(tool.name):
             raise bad_request(
-                f"{param}.{n}.name: {clip(repr(tool.name))} does not match '^{name_rule.pattern}$'",
-                param=f"{param}.{n}.name",
+                f"{item(n)}.name: {clip(repr(tool.name))} does not match '^{name_rule.pattern}$'",
+                param=f"{item(n)}.name",
             )
         if tool.name in seen:
             raise bad_request(f"{param}: tool names must be unique ({clip(tool.name)} appears twice)", param=param)
@@ -55,8 +58,8 @@ def check_tools(tools: Sequence[ToolDefinition], name_rule: re.Pattern[str], par
         schema_type = tool.input_schema.get("type", "object")
         if schema_type != "object":
             raise bad_request(
-                f"{param}.{n}: the input schema must describe an object (type 'object'), not {clip(repr(schema_type))}",
-                param=f"{param}.{n}",
+                f"{item(n)}: the input schema must describe an object (type 'object'), not {clip(repr(schema_type))}",
+                param=item(n),
             )
 
 

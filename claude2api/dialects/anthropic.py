@@ -149,7 +149,7 @@ def _parse_tools(raw: object) -> tuple[list[ToolDefinition], WebSearch | None]:
         if not isinstance(schema, dict):
             raise bad_request(f"{path}.input_schema: Input should be a valid dictionary", param=f"{path}.input_schema")
         tools.append(ToolDefinition(name, description or "", schema))
-    check_tools(tools, ANTHROPIC_TOOL_NAME, "tools")
+    check_tools(tools, ANTHROPIC_TOOL_NAME, "tools", lambda n: f"tools.{n}")
     return tools, web_search
 
 

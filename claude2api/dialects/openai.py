@@ -159,7 +159,7 @@ def _parse_tools(body: dict[str, Any]) -> tuple[list[ToolDefinition], ToolChoice
     if not isinstance(raw_tools, list):
         raise bad_request(f"Invalid type for '{param}': expected an array.", param=param)
     tools = [_parse_tool(t, f"{param}[{n}]", legacy) for n, t in enumerate(raw_tools)]
-    check_tools(tools, OPENAI_TOOL_NAME, param)
+    check_tools(tools, OPENAI_TOOL_NAME, param, lambda n: f"{param}[{n}]" if legacy else f"{param}[{n}].function")
     choice_param = "function_call" if legacy else "tool_choice"
     choice = _parse_tool_choice(raw_choice, choice_param)
     check_tool_choice(choice, tools, choice_param)

@@ -20,7 +20,7 @@ Requests that ask for none of this get ``call_next(ctx)`` itself: no extra gener
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 from claude2api.core.failures import APIError
@@ -50,16 +50,26 @@ def output_guard_factory(settings: Any) -> ChatMiddleware:
         single = bool(tools) and not request.parallel_tool_calls
         if not (forced or single or request.response_format is not None):
             return call_next(ctx)
-        return _guarded(call_next(ctx), request, forced=forced, single=single)
+        return _guarded(call_next(ctx), request, forced=forced, single=single)  # type: ignore[arg-type]
 
     return output_guard
 
 
 async def _guarded(
-    events: AsyncIterator[Event], request: ChatRequest, *, forced: bool, single: bool
+    events: AsyncGenerator[Event, None], request: ChatRequest, *, forced: bool, single: bool
 ) -> AsyncIterator[Event]:
     """``events`` with the checks of the module docstring; ``mode`` is ``hold`` (text held back),
     ``relay`` (a JSON stream relayed as it comes, kept for the final check) or ``pass``."""
+    try:
+        async for out in _checked(events, request, forced=forced, single=single):
+            yield out
+    finally:
+        await events.aclose()  # now, not at garbage collection: the attempt's clean-up stops the generation
+
+
+async def _checked(
+    events: AsyncGenerator[Event, None], request: ChatRequest, *, forced: bool, single: bool
+) -> AsyncIterator[Event]:
     json_mode = request.response_format is not None
     mode = "hold" if forced or json_mode else "pass"
     decide_lead = json_mode and not forced and request.stream  # relay once the first character opens JSON
