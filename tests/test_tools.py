@@ -14,6 +14,7 @@ from typing import Any
 import anthropic
 import openai
 import pytest
+from pydantic import BaseModel
 
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon
@@ -417,3 +418,82 @@ async def test_claude_code_system_and_long_history(fake: FakeClaude, make_daemon
     assert "billing-header" not in attachment["extracted_content"] + body["prompt"]
     assert "input_schema" not in attachment["extracted_content"]
     assert body["tools"][0]["name"] == "get_weather"
+
+
+# ---------------------------------------------------------------------------------------------
+# Frameworks: LangChain (both integrations) and litellm
+
+
+class Person(BaseModel):
+    """A person."""
+
+    name: str
+    age: int
+
+
+PERSON_CALL = '[[tool:Person {"name": "Ada", "age": 36}]]'
+
+
+def get_weather(city: str) -> str:
+    """Current weather in a city."""
+    return "sunny"
+
+
+def langchain_models(daemon: Daemon) -> dict[str, Any]:
+    from langchain_anthropic import ChatAnthropic
+    from langchain_openai import ChatOpenAI
+
+    return {
+        "openai": ChatOpenAI(base_url=daemon.url + "/v1", api_key=daemon.api_key, model=MODEL, max_retries=0),
+        "anthropic": ChatAnthropic(base_url=daemon.url, api_key=daemon.api_key, model=MODEL, max_retries=0, max_tokens=500),
+    }
+
+
+@pytest.mark.parametrize("integration", ["openai", "anthropic"])
+async def test_langchain_bind_tools(fake: FakeClaude, daemon: Daemon, integration: str) -> None:
+    model = langchain_models(daemon)[integration].bind_tools([get_weather])
+    result = await model.ainvoke(f"Weather in Paris? {CALL_WEATHER}")
+    assert [(c["name"], c["args"]) for c in result.tool_calls] == [("get_weather", {"city": "Paris"})]
+    streamed = None
+    async for chunk in model.astream(f"Weather in Paris? {CALL_WEATHER}"):
+        streamed = chunk if streamed is None else streamed + chunk
+    assert [(c["name"], c["args"]) for c in streamed.tool_calls] == [("get_weather", {"city": "Paris"})]
+
+
+@pytest.mark.parametrize(
+    ("integration", "method"),
+    [
+        ("openai", "function_calling"),
+        ("openai", "json_mode"),
+        ("openai", "json_schema"),
+        ("anthropic", "function_calling"),
+        ("anthropic", "json_schema"),
+    ],
+)
+async def test_langchain_with_structured_output(fake: FakeClaude, daemon: Daemon, integration: str, method: str) -> None:
+    fake.reply('{"name": "Ada", "age": 36}')  # what a JSON-mode answer looks like; tool calls come from the directive
+    model = langchain_models(daemon)[integration].with_structured_output(Person, method=method)
+    prompt = f"Who wrote the first program? Answer as JSON with name and age. {PERSON_CALL}"
+    assert await model.ainvoke(prompt) == Person(name="Ada", age=36)
+
+
+@pytest.mark.parametrize("prefix", ["openai", "anthropic"])
+async def test_litellm_tool_calls(fake: FakeClaude, daemon: Daemon, prefix: str) -> None:
+    import litellm
+
+    base = daemon.url + ("/v1" if prefix == "openai" else "")
+    response = await litellm.acompletion(
+        model=f"{prefix}/{MODEL}",
+        api_base=base,
+        api_key=daemon.api_key,
+        tools=[OAI_WEATHER, OAI_TIME],
+        tool_choice="required",
+        max_tokens=200,
+        messages=[{"role": "user", "content": f"Both {CALL_BOTH}"}],
+    )
+    calls = response.choices[0].message.tool_calls
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        ("get_weather", {"city": "Paris"}),
+        ("get_time", {"tz": "UTC"}),
+    ]
+    assert response.choices[0].finish_reason == "tool_calls"
