@@ -9,6 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
+import shutil
+from pathlib import Path
 from typing import Any
 
 import anthropic
@@ -497,3 +500,50 @@ async def test_litellm_tool_calls(fake: FakeClaude, daemon: Daemon, prefix: str)
         ("get_time", {"tz": "UTC"}),
     ]
     assert response.choices[0].finish_reason == "tool_calls"
+
+
+# ---------------------------------------------------------------------------------------------
+# Claude Code drives a real tool loop
+
+
+def claude_code() -> str | None:
+    """The Claude Code binary. TODO(merge): use ``support.npm_tool("claude")`` once scripts/npm-tools
+    lands on main; until then the copy installed by hand in /tmp/npmtry, or ``CLAUDE_CODE_BIN``."""
+    for candidate in (os.environ.get("CLAUDE_CODE_BIN"), "/tmp/npmtry/node_modules/.bin/claude"):
+        if candidate and Path(candidate).exists() and shutil.which("node"):
+            return candidate
+    return None
+
+
+async def test_claude_code_tool_loop(fake: FakeClaude, daemon: Daemon, tmp_path: Path) -> None:
+    binary = claude_code()
+    if binary is None:
+        pytest.skip("Claude Code is not installed (needs node and the npm package)")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the secret word is pelican\n")
+    read = json.dumps({"file_path": str(notes)})
+    bash = json.dumps({"command": "echo tool-loop-$((40+2))", "description": "Print a marker"})
+    prompt = f"Read notes.txt, then run a command. [[tool:Read {read}]] and then [[tool:Bash {bash}]]"
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": daemon.url,
+        "ANTHROPIC_API_KEY": daemon.api_key,
+        "ANTHROPIC_MODEL": MODEL,
+        "ANTHROPIC_SMALL_FAST_MODEL": MODEL,
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "DISABLE_AUTOUPDATER": "1",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        binary, "-p", prompt, "--allowedTools", "Read", "Bash",  # granted here: no prompt, also as root
+        cwd=tmp_path, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 180)
+    answer = out.decode()
+    assert proc.returncode == 0, (answer, err.decode()[-2000:])
+    names = [call.name for call in fake.tool_calls.values()]
+    assert names == ["Read", "Bash"], names
+    assert "pelican" in answer  # the file's content went back to the model
+    assert "tool-loop-42" in answer  # and so did the command's output
