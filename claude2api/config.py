@@ -397,6 +397,10 @@ class Settings:
     metrics_key: str | None = _setting(None, _optional_text, secret=True)
     #: A second listener serving only ``GET /metrics``, without auth, for a private scrape network.
     metrics_address: str | None = _setting(None, _optional_address)
+    #: Forward client tools to claude.ai; off: a request with tools gets a 400 that says so.
+    tools: bool = _setting(True, _boolean)
+    #: Seconds of upstream silence after a client tool call that end the turn (claude.ai holds it open).
+    tool_call_idle_seconds: float = _setting(1.5, _number(positive=True))
 
     @property
     def host(self) -> str:

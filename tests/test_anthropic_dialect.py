@@ -21,6 +21,8 @@ from claude2api.core.types import (
     TextPart,
     Thinking,
     ThinkingDelta,
+    ToolCall,
+    ToolResult,
 )
 from claude2api.dialects.anthropic import (
     THINKING_SIGNATURE,
@@ -107,7 +109,6 @@ BAD_REQUESTS: list[tuple[object, str]] = [
     ({"messages": {"role": "user"}}, "messages"),
     ({"messages": []}, "messages"),
     ({"messages": ["hi"]}, "messages.0"),
-    ({"messages": [{"role": "system", "content": "x"}]}, "messages.0.role"),
     ({"messages": [{"role": "tool", "content": "x"}]}, "messages.0.role"),
     ({"messages": [{"role": "user", "content": 5}]}, "messages.0.content"),
     ({"messages": [{"role": "user"}]}, "messages.0.content"),
@@ -338,7 +339,7 @@ def test_round_tripped_thinking_is_dropped() -> None:
     ]
 
 
-def test_tool_blocks_become_text() -> None:
+def test_tool_blocks_become_tool_parts() -> None:
     messages = parse_messages(
         {"role": "user", "content": "weather?"},
         {
@@ -371,14 +372,13 @@ def test_tool_blocks_become_text() -> None:
     )
     assert messages[1].parts == [
         TextPart("Let me check."),
-        TextPart('[called tool get_weather with {"city":"Paris"}]'),
+        ToolCall("toolu_1", "get_weather", '{"city":"Paris"}'),
     ]
     assert messages[2].parts == [
-        TextPart("[tool result]\n15°C"),
-        TextPart("[tool error]\ntimeout"),
-        TextPart("[tool result]"),
-        ImagePart(media_type="image/png", data=PNG),
-        TextPart("[tool result]"),
+        ToolResult("toolu_1", [TextPart("15°C")]),
+        ToolResult("toolu_2", [TextPart("timeout")], is_error=True),
+        ToolResult("toolu_3", [ImagePart(media_type="image/png", data=PNG)]),
+        ToolResult("toolu_4", []),
     ]
 
 

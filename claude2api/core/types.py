@@ -62,8 +62,7 @@ class ToolResult:
     is_error: bool = False
 
 
-#: Today the parsers render tool history as text parts; ToolCall/ToolResult/DocumentPart are used
-#: once tool calling and files land.
+#: DocumentPart is used once files land.
 Part = TextPart | ImagePart | DocumentPart | ToolCall | ToolResult
 
 
@@ -104,6 +103,14 @@ class ToolChoice:
 
 
 @dataclass(slots=True)
+class ResponseFormat:
+    """Structured output asked for: ``json_object`` (any JSON object) or ``json_schema`` (``schema``)."""
+
+    kind: Literal["json_object", "json_schema"] = "json_object"
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class WebSearch:
     """claude.ai's own web search, when the client asked for it."""
 
@@ -134,6 +141,8 @@ class ChatRequest:
     parallel_tool_calls: bool = True
     #: ``None``: web search off.
     web_search: WebSearch | None = None
+    #: ``None``: plain text. Set: the reply must be JSON (the output guard checks it).
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(slots=True)
@@ -222,7 +231,6 @@ class ToolCallEnd:
     index: int
 
 
-#: Tool-call events are declared for the tool-calling feature; nothing produces them yet.
 Event = TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
 
 #: A content event: once one of these went to the client, the response is committed.

@@ -33,6 +33,7 @@ from claude2api.core.catalog import ModelCatalog
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.tools import clean_json
 from claude2api.core.types import (
     ChatRequest,
     Event,
@@ -49,7 +50,6 @@ from claude2api.dialects.base import Dialect, ReplySpec
 from claude2api.dialects.openai import (
     DEFAULT_THINK_EFFORT,
     THINKING_EFFORTS,
-    clean_json,
     json_format_instruction,
     parse_image_url,
     strip_think_blocks,

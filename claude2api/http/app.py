@@ -38,6 +38,7 @@ from claude2api.pipeline.chain import build_chain
 from claude2api.pipeline.failover import retry_over_sessions_factory
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
+from claude2api.pipeline.output_guard import output_guard_factory
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
@@ -51,7 +52,7 @@ STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
     factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
-    factories += [transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
+    factories += [output_guard_factory, transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
     middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares
@@ -125,7 +126,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         upstream = upstream_session(settings)
         images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
         client = ClaudeWebClient(
-            upstream, settings.claude_base_url, clock=clock, first_byte_timeout=settings.upstream_first_byte_timeout
+            upstream,
+            settings.claude_base_url,
+            clock=clock,
+            first_byte_timeout=settings.upstream_first_byte_timeout,
+            tool_call_idle=settings.tool_call_idle_seconds,
         )
         pool = SessionPool(
             [(s.key, s.org_id) for s in settings.sessions],
@@ -215,6 +220,7 @@ def apply_settings(services: Services, new: Settings) -> list[str]:
     services.catalog = ModelCatalog(new.models)
     services.chain = chain
     services.claude.first_byte_timeout = new.upstream_first_byte_timeout
+    services.claude.tool_call_idle = new.tool_call_idle_seconds
     old, services.settings = services.settings, new
     return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]
 

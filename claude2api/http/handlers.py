@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from claude2api.config import Settings
-from claude2api.core.failures import clip, model_not_found
+from claude2api.core.failures import bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
 from claude2api.dialects.anthropic import parse_count_tokens
@@ -44,6 +44,8 @@ def chat_handler(dialect: Dialect) -> Handler:
         record.stream = chat_request.stream
         record.model_asked = clip(chat_request.model, MODEL_LOG_CHARS)
         record.unhonoured = dialect.unhonoured(body, chat_request)
+        if chat_request.tools and not services.settings.tools:
+            raise bad_request("Tool calling is turned off on this server (setting TOOLS=false).", param="tools")
         ctx = relay.chat_context(request, chat_request, dialect.name)
         events, head = await relay.start(ctx)
         record.first_token_seconds = time.perf_counter() - record.started

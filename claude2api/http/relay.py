@@ -17,7 +17,7 @@ from typing import Any
 
 from aiohttp import web
 
-from claude2api.core.failures import UpstreamError, bad_request, upstream_api_error
+from claude2api.core.failures import APIError, UpstreamError, bad_request, upstream_api_error
 from claude2api.core.record import RequestRecord
 from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop, ToolCallStart
 from claude2api.dialects.base import Collector, Dialect, StreamRenderer
@@ -191,6 +191,11 @@ async def stream(
         error = upstream_api_error(exc)
         record.error_code, record.error = error.code or error.type, error.message
         await _write_quietly(response, dialect.error_frame(renderer, error), record)
+    except APIError as exc:  # the output guard: the reply broke the request's contract (not JSON, no tool call)
+        pinger.stop()
+        log.warning("reply_rejected_after_commit", code=exc.code, error=exc.message)
+        record.error_code, record.error = exc.code or exc.type, exc.message
+        await _write_quietly(response, dialect.error_frame(renderer, exc), record)
     except ConnectionResetError:
         record.client_gone = True
         log.info("client_disconnected")

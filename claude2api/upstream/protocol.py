@@ -34,11 +34,13 @@ NORMAL_STYLE = {
 @dataclass(slots=True)
 class TurnOptions:
     """What the pipeline decided for this turn, beyond the prompt: the claude.ai model id (``None``:
-    the account default), the thinking effort (``None``: no thinking) and the uploaded files."""
+    the account default), the thinking effort (``None``: no thinking), the uploaded files and the
+    client's tools in claude.ai's form (:func:`claude2api.core.tools.tool_wire`)."""
 
     model: str | None = None
     thinking_effort: str | None = None
     files: list[str] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 def attachment_wire(attachment: Attachment) -> dict[str, Any]:
@@ -57,7 +59,7 @@ def _common_body(turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
         "timezone": "UTC",
         "locale": "en-US",
         "personalized_styles": [NORMAL_STYLE],
-        "tools": [],
+        "tools": options.tools,
         "attachments": [attachment_wire(a) for a in turn.attachments],
         "files": options.files,
         "sync_sources": [],
