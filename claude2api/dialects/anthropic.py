@@ -24,7 +24,7 @@ from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, TextPart, Thinking
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body
 from claude2api.upstream.image_http import decode_data_url, is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
@@ -46,6 +46,12 @@ THINKING_SIGNATURE = "claude2api-unsigned"
 MAX_STOP_SEQUENCES = 16
 
 
+#: Deepest nesting of ``content`` inside ``content`` (``tool_result`` or ``content`` documents in
+#: each other). The real API allows one or two levels; the bound keeps the recursive parser far
+#: from Python's recursion limit (each level is three frames).
+MAX_CONTENT_DEPTH = 16
+
+
 @dataclass(slots=True)
 class AnthropicOptions:
     """What the renderer needs from the request beyond the :class:`ChatRequest`."""
@@ -54,6 +60,7 @@ class AnthropicOptions:
     show_thinking: bool = False
 
 
+@parses_json_body
 def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, AnthropicOptions]:
     """Validate a decoded ``/v1/messages`` body and convert it to the neutral request.
 
@@ -76,6 +83,7 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
     return request, AnthropicOptions(show_thinking=shown)
 
 
+@parses_json_body
 def parse_count_tokens(body: object, catalog: ModelCatalog) -> ChatRequest:
     """A ``/v1/messages/count_tokens`` body (``/v1/messages`` without ``max_tokens``/``stream``)."""
     body = _object(body)
@@ -214,6 +222,14 @@ def _parse_message(raw: object, path: str) -> Message:
 
 
 def _parse_content(content: object, path: str) -> list[Part]:
+    """A message's ``content``, or one nested in a ``tool_result`` or a ``content`` document.
+
+    The path records the nesting (each level adds a ``.content``): at most
+    :data:`MAX_CONTENT_DEPTH` levels, whoever calls the parser, so the recursion stays far from
+    Python's limit whatever the caller's own JSON depth cap.
+    """
+    if path.count(".content") > MAX_CONTENT_DEPTH:
+        raise bad_request(f"{path}: content blocks nested too deeply: at most {MAX_CONTENT_DEPTH} levels", param=path)
     if isinstance(content, str):
         return [TextPart(content)] if content else []
     if not isinstance(content, list):

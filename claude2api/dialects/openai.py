@@ -24,7 +24,7 @@ from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, Role, TextPart, Thinking
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body
 from claude2api.upstream.image_http import is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
@@ -73,6 +73,7 @@ class OpenAIOptions:
     thinking_output: str | None = None
 
 
+@parses_json_body
 def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, OpenAIOptions]:
     """Validate a decoded ``/v1/chat/completions`` body and convert it to the neutral request.
 
