@@ -1154,7 +1154,9 @@ class FakeClaude:
         """Listen on *host*:*port* (0 = any free port) and set :attr:`base_url`."""
         self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        # claude.ai's edge does not drop connection bursts; aiohttp's default queue of 128 would
+        # (Linux then drops SYNs, resent after 1, 3, 7... s), so a load test would measure that.
+        await web.TCPSite(self._runner, host, port, backlog=4096).start()
         bound_port = self._runner.addresses[0][1]
         self.base_url = str(URL.build(scheme="http", host=host, port=bound_port))
 
