@@ -361,6 +361,8 @@ class Settings:
     cleanup_retry_delay_seconds: float = _setting(2.0, _number(positive=True))
     #: Clean-ups kept for retry at most (the oldest is given up beyond).
     cleanup_queue_max: int = _setting(10000, _integer(1))
+    #: Clean-ups (stop + delete) sent to claude.ai at once; the rest wait their turn.
+    cleanup_concurrency: int = _setting(32, _integer(1))
     admin_key: str | None = _setting(None, _optional_text, secret=True)
     #: Upstream attempts per request.
     retry_count: int = _setting(5, _integer(1))

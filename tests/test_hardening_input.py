@@ -255,6 +255,17 @@ async def test_lone_surrogates_are_replaced(fake: FakeClaude, make_daemon, path:
 
 
 @pytest.mark.parametrize("path", [CHAT, MESSAGES])
+async def test_lone_surrogates_in_rejected_input_give_a_clean_4xx(daemon: Daemon, path: str) -> None:
+    """Errors echo client input before any replacement: the error body must still encode."""
+    raw_body = b'{"model":"x\\ud800","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}'
+    status, _, raw = await raw_post(daemon, path, raw_body)
+    assert status == 404, raw
+    error = json.loads(raw)["error"]
+    assert error["type"] == ("not_found_error" if path == MESSAGES else "invalid_request_error")
+    assert "x\ud800" in error["message"]
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
 async def test_invalid_utf8_body_is_a_400(daemon: Daemon, path: str) -> None:
     raw_body = b'{"model":"' + MODEL.encode() + b'","messages":[{"role":"user","content":"\xed\xa0\x80 \xff"}]}'
     status, _, raw = await raw_post(daemon, path, raw_body)

@@ -48,7 +48,7 @@ from claude2api.core.types import (
     ToolResult,
     WebSearch,
 )
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body
 from claude2api.upstream.image_http import decode_data_url, is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
@@ -70,6 +70,12 @@ THINKING_SIGNATURE = "claude2api-unsigned"
 MAX_STOP_SEQUENCES = 16
 
 
+#: Deepest nesting of ``content`` inside ``content`` (``tool_result`` or ``content`` documents in
+#: each other). The real API allows one or two levels; the bound keeps the recursive parser far
+#: from Python's recursion limit (each level is three frames).
+MAX_CONTENT_DEPTH = 16
+
+
 @dataclass(slots=True)
 class AnthropicOptions:
     """What the renderer needs from the request beyond the :class:`ChatRequest`."""
@@ -78,6 +84,7 @@ class AnthropicOptions:
     show_thinking: bool = False
 
 
+@parses_json_body
 def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, AnthropicOptions]:
     """Validate a decoded ``/v1/messages`` body and convert it to the neutral request.
 
@@ -202,6 +209,7 @@ def _parse_output_format(body: dict[str, Any]) -> tuple[ResponseFormat | None, l
     ]
 
 
+@parses_json_body
 def parse_count_tokens(body: object, catalog: ModelCatalog) -> ChatRequest:
     """A ``/v1/messages/count_tokens`` body (``/v1/messages`` without ``max_tokens``/``stream``)."""
     body = _object(body)
@@ -346,6 +354,14 @@ def _parse_message(raw: object, path: str) -> Message:
 
 
 def _parse_content(content: object, path: str) -> list[Part]:
+    """A message's ``content``, or one nested in a ``tool_result`` or a ``content`` document.
+
+    The path records the nesting (each level adds a ``.content``): at most
+    :data:`MAX_CONTENT_DEPTH` levels, whoever calls the parser, so the recursion stays far from
+    Python's limit whatever the caller's own JSON depth cap.
+    """
+    if path.count(".content") > MAX_CONTENT_DEPTH:
+        raise bad_request(f"{path}: content blocks nested too deeply: at most {MAX_CONTENT_DEPTH} levels", param=path)
     if isinstance(content, str):
         return [TextPart(content)] if content else []
     if not isinstance(content, list):

@@ -49,7 +49,7 @@ from claude2api.core.types import (
     ToolDefinition,
     ToolResult,
 )
-from claude2api.dialects.base import Dialect, ReplySpec
+from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body
 from claude2api.upstream.image_http import is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
@@ -98,6 +98,7 @@ class OpenAIOptions:
     thinking_output: str | None = None
 
 
+@parses_json_body
 def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, OpenAIOptions]:
     """Validate a decoded ``/v1/chat/completions`` body and convert it to the neutral request.
 

@@ -146,6 +146,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             retry_hours=settings.cleanup_retry_hours,
             retry_delay=settings.cleanup_retry_delay_seconds,
             queue_max=settings.cleanup_queue_max,
+            concurrency=settings.cleanup_concurrency,
         )
         janitor.start()
         app[SERVICES] = Services(
@@ -192,6 +193,7 @@ RESTART_ONLY = (
     "cleanup_retry_hours",
     "cleanup_retry_delay_seconds",
     "cleanup_queue_max",
+    "cleanup_concurrency",
     "log_level",
     "log_format",
     "header_read_timeout",

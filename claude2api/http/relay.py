@@ -43,18 +43,14 @@ MAX_JSON_DEPTH = 64
 _JSON_STRING = re.compile(rb'"[^"]*"')
 _NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
 _BRACKET_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 / -1 as signed bytes
-#: A ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into a UTF-8 body's strings.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 that says what is wrong with it.
 
-    The body must be UTF-8 (RFC 8259) and nested at most :data:`MAX_JSON_DEPTH` deep. Lone
-    surrogates (``"\\ud800"``: valid JSON, but not text any encoder accepts) become U+FFFD, as a
-    browser's ``TextEncoder`` does: a client that cut an emoji in half should not lose its request,
-    and the half character means nothing anyway. All of it is linear in the body size.
+    The body must be UTF-8 (RFC 8259) and nested at most :data:`MAX_JSON_DEPTH` deep; linear in
+    the body size. Lone surrogates (``"\\ud800"``) are left to the dialect's parser
+    (:func:`claude2api.dialects.base.without_lone_surrogates`), which every caller goes through.
     """
     raw = await request.read()
     if not raw.strip():
@@ -72,8 +68,6 @@ async def read_json(request: web.Request) -> Any:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
     if json_depth(raw) > MAX_JSON_DEPTH:
         raise too_deep
-    if _SURROGATE_ESCAPE.search(raw):
-        body = _replace_surrogates(body)
     return body
 
 
@@ -89,32 +83,6 @@ def json_depth(raw: bytes) -> int:
     brackets = _JSON_STRING.sub(b"", marks.replace(b'""', b""))
     steps = memoryview(brackets.translate(_BRACKET_STEPS)).cast("b")
     return max(itertools.accumulate(steps), default=0)
-
-
-def _replace_surrogates(body: Any) -> Any:
-    """``body`` with every lone surrogate in its strings (keys included) replaced by U+FFFD.
-
-    Iterative: ``body`` is at most :data:`MAX_JSON_DEPTH` deep, but needs no recursion either way.
-    """
-
-    def fixed(value: Any) -> Any:
-        if isinstance(value, str) and not value.isascii():
-            return _SURROGATE.sub("\ufffd", value)
-        if isinstance(value, (dict, list)):
-            pending.append(value)
-        return value
-
-    root = [body]
-    pending: list[Any] = [root]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            node[:] = [fixed(item) for item in node]
-        else:
-            items = [(fixed(key), fixed(value)) for key, value in node.items()]
-            node.clear()
-            node.update(items)
-    return root[0]
 
 
 def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:
