@@ -284,14 +284,17 @@ class Sampler:
                 pass
 
 
-async def wait_for_cleanup(http: aiohttp.ClientSession, fake: procs.Proc, timeout: float) -> int:
-    """Conversations still in the account once cleanup has settled (or after ``timeout``)."""
-    deadline = time.monotonic() + timeout
+async def wait_for_cleanup(http: aiohttp.ClientSession, fake: procs.Proc, timeout: float) -> tuple[int, int, float]:
+    """(conversations open when the load ended, those still open once cleanup has settled or after
+    ``timeout``, seconds it took to drain)."""
+    started = time.monotonic()
+    at_start: int | None = None
     while True:
         async with http.get(fake.info["control_url"] + "/conversations") as resp:
             left = int((await resp.json())["open"])
-        if left == 0 or time.monotonic() > deadline:
-            return left
+        at_start = left if at_start is None else at_start
+        if left == 0 or time.monotonic() > started + timeout:
+            return at_start, left, round(time.monotonic() - started, 1)
         await asyncio.sleep(0.5)
 
 
@@ -317,7 +320,7 @@ async def run_load(args: argparse.Namespace, daemon: procs.Proc, fake: procs.Pro
         stop_slow.set()
         await asyncio.gather(*slow_tasks)
     async with aiohttp.ClientSession() as http:
-        leaked = await wait_for_cleanup(http, fake, timeout=args.cleanup_timeout)
+        open_at_end, leaked, drain_seconds = await wait_for_cleanup(http, fake, timeout=args.cleanup_timeout)
     await asyncio.sleep(1.0)  # let the daemon close what the clients left
     stop_sampler.set()
     await sampling
@@ -339,6 +342,7 @@ async def run_load(args: argparse.Namespace, daemon: procs.Proc, fake: procs.Pro
         "wrong_answers": dict(tally.wrong),
         "transport_errors": dict(tally.transport_errors),
         "leaked_conversations": leaked,
+        "cleanup": {"open_when_load_ended": open_at_end, "drain_seconds": drain_seconds},
         "latency_ms": {
             kind: {
                 "count": len(values),
@@ -382,6 +386,7 @@ def print_table(result: dict[str, Any]) -> None:
         ("statuses", ", ".join(f"{k}: {v}" for k, v in sorted(result["statuses"].items()))),
         ("5xx (must be 0)", str(result["five_xx"])),
         ("leaked conversations (must be 0)", str(result["leaked_conversations"])),
+        ("cleanup: open at the end / drained in", f"{result['cleanup']['open_when_load_ended']} / {result['cleanup']['drain_seconds']} s"),
         ("wrong answers", json.dumps(result["wrong_answers"]) if result["wrong_answers"] else "none"),
         ("transport errors", json.dumps(result["transport_errors"]) if result["transport_errors"] else "none"),
     ]

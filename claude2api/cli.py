@@ -28,6 +28,7 @@ from claude2api.http.app import (
     raise_open_file_limit,
     upstream_session,
 )
+from claude2api.http.metrics import start_metrics_listener
 from claude2api.http.services import SERVICES
 from claude2api.logs import configure_logging, get_logger, register_secret
 from claude2api.upstream.client import ClaudeWebClient
@@ -141,16 +142,29 @@ async def serve(
     )
     runner = make_runner(app)
     await runner.setup()
-    site = web.TCPSite(runner, settings.host, settings.port)
+    # The kernel queues up to the connection cap (clamped to net.core.somaxconn) before we accept:
+    # with aiohttp's default of 128, a burst of clients overflows the queue and Linux drops their
+    # SYNs, which they resend after 1, 3, 7, 15, 31 s (the load test's p99 of 31 s).
+    site = web.TCPSite(runner, settings.host, settings.port, backlog=max_connections)
     try:
         await site.start()
     except OSError as exc:
         await runner.cleanup()
         print(f"claude2api: cannot listen on {settings.address}: {exc.strerror or exc}", file=sys.stderr)
         return 1
+    metrics_runner = None
+    if settings.metrics_listen is not None:
+        try:
+            metrics_runner = await start_metrics_listener(app, *settings.metrics_listen)
+        except OSError as exc:
+            await runner.cleanup()
+            print(f"claude2api: cannot listen on {settings.metrics_address} (METRICS_ADDRESS): {exc.strerror or exc}",
+                  file=sys.stderr)
+            return 1
     log.info(
         "listening",
         address=settings.address,
+        metrics_address=settings.metrics_address,
         config_file=str(settings.config_file) if settings.config_file else None,
         sessions=len(settings.sessions),
         upstream=settings.claude_base_url,
@@ -174,6 +188,8 @@ async def serve(
         # Requests get the drain time to finish; then streams still open end with an error frame.
         cut = loop.call_later(settings.shutdown_drain_seconds, app[SERVICES].cut_upstream_calls)
         try:
+            if metrics_runner is not None:
+                await metrics_runner.cleanup()
             await runner.cleanup()
         finally:
             cut.cancel()

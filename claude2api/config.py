@@ -74,7 +74,9 @@ _MIRROR_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)+")
 #: First path segments of every route and alias outside mirror mode: a mirror prefix starting with
 #: one would shadow it (``/chat`` the root alias) or inherit its key check (``/admin``).
 #: tests/test_hardening_http.py checks this covers every route the app registers.
-RESERVED_PATH_SEGMENTS = frozenset({"v1", "hf", "admin", "health", "chat", "models", "messages", "openapi.json"})
+RESERVED_PATH_SEGMENTS = frozenset(
+    {"v1", "hf", "admin", "health", "chat", "models", "messages", "responses", "openapi.json", "metrics"}
+)
 
 
 def _text(raw: Any, name: str) -> str:
@@ -230,7 +232,16 @@ def _address(raw: Any, name: str) -> str:
     return address
 
 
-def _split_address(address: str, name: str) -> tuple[str, int]:
+def _optional_address(raw: Any, name: str) -> str | None:
+    """An address, or ``None`` when empty (the listener is off)."""
+    address = _text(raw, name).strip()
+    if not address:
+        return None
+    _split_address(address, name)
+    return address
+
+
+def _split_address(address: str, name: str = "ADDRESS") -> tuple[str, int]:
     """``host:port``, ``:port`` (all interfaces: host ``""``) or ``[ipv6]:port``."""
     host, sep, port = address.rpartition(":")
     valid = bool(sep) and port.isascii() and port.isdigit() and int(port) <= 65535
@@ -384,6 +395,8 @@ class Settings:
     cleanup_retry_delay_seconds: float = _setting(2.0, _number(positive=True))
     #: Clean-ups kept for retry at most (the oldest is given up beyond).
     cleanup_queue_max: int = _setting(10000, _integer(1))
+    #: Clean-ups (stop + delete) sent to claude.ai at once; the rest wait their turn.
+    cleanup_concurrency: int = _setting(32, _integer(1))
     admin_key: str | None = _setting(None, _optional_text, secret=True)
     #: Upstream attempts per request.
     retry_count: int = _setting(5, _integer(1))
@@ -410,6 +423,20 @@ class Settings:
     mirror_rejected_key_ttl: float = _setting(300.0, _number(positive=False))
     #: Largest body of mirror mode's unauthenticated count_tokens route, in KB.
     mirror_count_tokens_max_kb: int = _setting(256, _integer(1))
+    #: Responses API exchanges kept for ``previous_response_id`` and GET/DELETE, at most (0: none).
+    responses_store_max_items: int = _setting(1000, _integer(0))
+    #: Total size of the kept exchanges' history (text and images), in MB.
+    responses_store_max_mb: float = _setting(64.0, _number(positive=True))
+    #: Seconds a kept exchange can be continued or read before it is forgotten.
+    responses_store_ttl: float = _setting(3600.0, _number(positive=True))
+    #: A bearer key for ``GET /metrics`` on the main port (the admin key works too).
+    metrics_key: str | None = _setting(None, _optional_text, secret=True)
+    #: A second listener serving only ``GET /metrics``, without auth, for a private scrape network.
+    metrics_address: str | None = _setting(None, _optional_address)
+    #: Forward client tools to claude.ai; off: a request with tools gets a 400 that says so.
+    tools: bool = _setting(True, _boolean)
+    #: Seconds of upstream silence after a client tool call that end the turn (claude.ai holds it open).
+    tool_call_idle_seconds: float = _setting(1.5, _number(positive=True))
 
     @property
     def host(self) -> str:
@@ -419,6 +446,11 @@ class Settings:
     @property
     def port(self) -> int:
         return _split_address(self.address, "ADDRESS")[1]
+
+    @property
+    def metrics_listen(self) -> tuple[str, int] | None:
+        """``(host, port)`` of the METRICS_ADDRESS listener, or ``None`` when it is off."""
+        return _split_address(self.metrics_address, "METRICS_ADDRESS") if self.metrics_address else None
 
     def __repr__(self) -> str:
         return f"Settings({', '.join(f'{k}={v!r}' for k, v in self.redacted().items())})"
@@ -430,6 +462,7 @@ class Settings:
             sessions=[{"session": s.fingerprint, "org_id": s.org_id} for s in self.sessions],
             api_keys=[MASK for _ in self.api_keys],
             admin_key=MASK if self.admin_key else None,
+            metrics_key=MASK if self.metrics_key else None,
             proxy=redact_url(self.proxy) if self.proxy else None,
             models=list(self.models),
             model_aliases=dict(self.model_aliases),
@@ -443,6 +476,7 @@ class Settings:
         candidates = (
             *self.api_keys,
             self.admin_key,
+            self.metrics_key,
             password,
             unquote(password) if password else None,
             *(s.key for s in self.sessions),

@@ -6,6 +6,7 @@ see README's plugin section. The full versioned API (options, discovery, a test 
 
 from __future__ import annotations
 
+from claude2api.core.record import RequestRecord
 from claude2api.core.types import (
     ChatContext,
     ChatHandler,
@@ -33,6 +34,7 @@ __all__ = [
     "ImagePart",
     "Limit",
     "Message",
+    "RequestRecord",
     "Stop",
     "TextDelta",
     "TextPart",

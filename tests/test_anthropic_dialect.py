@@ -21,6 +21,8 @@ from claude2api.core.types import (
     TextPart,
     Thinking,
     ThinkingDelta,
+    ToolCall,
+    ToolResult,
 )
 from claude2api.dialects.anthropic import (
     THINKING_SIGNATURE,
@@ -369,7 +371,7 @@ def test_round_tripped_thinking_is_dropped() -> None:
     ]
 
 
-def test_tool_blocks_become_text() -> None:
+def test_tool_blocks_become_tool_parts() -> None:
     messages = parse_messages(
         {"role": "user", "content": "weather?"},
         {
@@ -402,14 +404,13 @@ def test_tool_blocks_become_text() -> None:
     )
     assert messages[1].parts == [
         TextPart("Let me check."),
-        TextPart('[called tool get_weather with {"city":"Paris"}]'),
+        ToolCall("toolu_1", "get_weather", '{"city":"Paris"}'),
     ]
     assert messages[2].parts == [
-        TextPart("[tool result]\n15°C"),
-        TextPart("[tool error]\ntimeout"),
-        TextPart("[tool result]"),
-        ImagePart(media_type="image/png", data=PNG),
-        TextPart("[tool result]"),
+        ToolResult("toolu_1", [TextPart("15°C")]),
+        ToolResult("toolu_2", [TextPart("timeout")], is_error=True),
+        ToolResult("toolu_3", [ImagePart(media_type="image/png", data=PNG)]),
+        ToolResult("toolu_4", []),
     ]
 
 

@@ -21,8 +21,9 @@ from aiohttp import web
 
 from claude2api.core.failures import APIError
 from claude2api.core.stops import StopCutter
-from claude2api.dialects.openai import _unfence, strip_think_blocks
+from claude2api.core.tools import find_json
 from claude2api.dialects.openai import error_body as openai_error_body
+from claude2api.dialects.openai import strip_think_blocks
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon
 
@@ -106,20 +107,17 @@ async def test_unclosed_think_tags_do_not_stall_the_daemon(daemon: Daemon) -> No
     assert health_seconds < 0.5
 
 
-_OLD_JSON_FENCE = re.compile(r"```[a-zA-Z]*[ \t]*\n?(.*?)\n?[ \t]*```", re.DOTALL)
-
-
-def test_json_fence_removal_agrees_with_the_regex_it_replaced() -> None:
-    """JSON mode unwraps a fenced reply; the lazy regex it used was quadratic on runs of spaces."""
-    pieces = ["```", "`", "json", "a", " ", "\t", "\n", "{}", "x"]
-    rng = random.Random(6)
-    for _ in range(5000):
-        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 10))).strip()
-        fenced = _OLD_JSON_FENCE.fullmatch(text)
-        assert _unfence(text) == (fenced.group(1).strip() if fenced else text), text
+def test_json_extraction_is_linear_on_hostile_replies() -> None:
+    """JSON mode pulls JSON out of fences and prose; a lazy fence regex was quadratic on runs of
+    spaces and unclosed fences, and a deep bracket run must not hit the recursion limit."""
+    assert find_json("Here:\n```json\n{\"a\": 1}\n```\nbye") == ('{"a": 1}', {"a": 1})
+    assert find_json("The answer is [1, 2] as asked") == ("[1, 2]", [1, 2])
+    assert find_json("no json at all") is None
     started = time.perf_counter()
-    assert _unfence("```" + " " * 200_000 + "x```") == "x"
-    assert time.perf_counter() - started < 0.5
+    assert find_json("```" + " " * 200_000 + "x```") is None
+    assert find_json("```\n" * 50_000) is None
+    assert find_json("[" * 200_000) is None
+    assert time.perf_counter() - started < 1.5
 
 
 # --- H2: stop sequences: capped, and a matcher with linear memory -----------------------------
@@ -254,6 +252,17 @@ async def test_lone_surrogates_are_replaced(fake: FakeClaude, make_daemon, path:
     assert status == 200, raw
     [attachment] = fake.calls_to("/completion")[-1].json["attachments"]
     assert "lone \ufffd high, lone \ufffd low, pair \U0001f600" in attachment["extracted_content"]
+
+
+@pytest.mark.parametrize("path", [CHAT, MESSAGES])
+async def test_lone_surrogates_in_rejected_input_give_a_clean_4xx(daemon: Daemon, path: str) -> None:
+    """Errors echo client input before any replacement: the error body must still encode."""
+    raw_body = b'{"model":"x\\ud800","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}'
+    status, _, raw = await raw_post(daemon, path, raw_body)
+    assert status == 404, raw
+    error = json.loads(raw)["error"]
+    assert error["type"] == ("not_found_error" if path == MESSAGES else "invalid_request_error")
+    assert "x\ud800" in error["message"]
 
 
 @pytest.mark.parametrize("path", [CHAT, MESSAGES])

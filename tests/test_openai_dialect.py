@@ -24,6 +24,8 @@ from claude2api.core.types import (
     TextDelta,
     TextPart,
     ThinkingDelta,
+    ToolCall,
+    ToolResult,
 )
 from claude2api.dialects.openai import (
     OpenAICollector,
@@ -170,12 +172,14 @@ def test_roles() -> None:
         ("system", "d"),
         ("user", "u"),
         ("assistant", "a"),
-        ("tool", "t"),
-        ("tool", "f"),
+        ("tool", ""),
+        ("tool", ""),
     ]
+    assert request.messages[4].parts == [ToolResult("toolu_1", [TextPart("t")])]
+    assert request.messages[5].parts == [ToolResult("function:f", [TextPart("f")])]
 
 
-def test_assistant_tool_calls_become_text() -> None:
+def test_assistant_tool_calls_become_tool_call_parts() -> None:
     request, _ = parse(
         messages=[
             {"role": "user", "content": "weather?"},
@@ -198,10 +202,11 @@ def test_assistant_tool_calls_become_text() -> None:
             {"role": "tool", "tool_call_id": "call_1", "content": "sunny"},
         ]
     )
-    assert request.messages[1].role == "assistant"
-    assert request.messages[1].text == (
-        '[called tool get_weather with {"a":1}]\n[called tool get_time with {"tz":"UTC"}]'
-    )
+    assert request.messages[1].parts == [
+        ToolCall("toolu_1", "get_weather", '{"a":1}'),
+        ToolCall("toolu_2", "get_time", '{"tz":"UTC"}'),
+    ]
+    assert request.messages[2].parts == [ToolResult("toolu_1", [TextPart("sunny")])]
 
 
 def test_assistant_null_content_without_tool_calls() -> None:
@@ -690,22 +695,6 @@ def test_collector_stop_and_length() -> None:
     assert result["usage"]["completion_tokens"] <= 3
 
 
-@pytest.mark.parametrize(
-    "reply",
-    ['{"a": 1}', '```json\n{"a": 1}\n```', '  ```\n{"a": 1}```  ', '\n{"a": 1}\n'],
-)
-def test_collector_json_mode_cleans_fences(reply: str) -> None:
-    result = collect([TextDelta(reply), Stop()], response_format="json_object")
-    assert json.loads(result["choices"][0]["message"]["content"]) == {"a": 1}
-    assert result["choices"][0]["message"]["content"].startswith("{")
-
-
-def test_collector_json_mode_rejects_prose() -> None:
-    with pytest.raises(APIError) as info:
-        collect([TextDelta("Sure! Here it is: {"), Stop()], response_format="json_schema")
-    assert info.value.status == 502 and "json_schema" in info.value.message
-
-
 def test_collector_json_mode_keeps_truncated_reply() -> None:
     result = collect([TextDelta('{"a": "'), Stop("max_tokens")], response_format="json_object")
     assert result["choices"][0]["finish_reason"] == "length"
@@ -881,7 +870,7 @@ def test_sdk_reads_collector_result() -> None:
     collector = OpenAICollector(
         MODEL, OpenAIOptions(response_format="json_object"), "reasoning_content", 5, [], None
     )
-    for event in [TextDelta('```json\n{"city": "Paris"}\n```'), Stop()]:
+    for event in [TextDelta('{"city": "Paris"}'), Stop()]:
         collector.feed(event)
     client = sdk_client(json.dumps(collector.result()).encode(), "application/json")
     completion = client.chat.completions.create(

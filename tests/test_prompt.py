@@ -13,6 +13,8 @@ from claude2api.core.types import (
     Message,
     TextDelta,
     TextPart,
+    ToolCall,
+    ToolResult,
 )
 from claude2api.pipeline.history_file import HISTORY_FILE_INSTRUCTION, history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
@@ -75,18 +77,40 @@ def test_original_example():
 
 def test_all_roles_and_multi_part_text():
     prompt, _ = build_prompt(
-        [msg("system", "S"), msg("user", "a", "b"), msg("assistant", "A"), msg("tool", '{"t": 1}')]
+        [
+            msg("system", "S"),
+            msg("user", "a", "b"),
+            Message("assistant", [TextPart("A"), ToolCall("toolu_1", "f", '{"x":1}')]),
+            Message("tool", [ToolResult("toolu_1", [TextPart('{"t": 1}')])]),
+        ]
     )
-    assert prompt == "System: S\n\nHuman: a\n\nb\n\nAssistant: A\n\nHuman: [tool result]\n{\"t\": 1}\n\n"
+    assert prompt == (
+        "System: S\n\nHuman: a\n\nb\n\nAssistant: A\n\n"
+        '<tool_call id="toolu_1" name="f">{"x":1}</tool_call>\n\n'
+        'Human: <tool_result id="toolu_1" name="f">\n{"t": 1}\n</tool_result>\n\n'
+    )
+
+
+def test_tool_results_keep_the_error_flag_and_number_their_images():
+    image = ImagePart(media_type="image/png", data=b"png")
+    prompt, images = build_prompt(
+        [
+            Message("user", [TextPart("look"), image]),
+            Message("assistant", [ToolCall("toolu_2", "shot", "{}")]),
+            Message("user", [ToolResult("toolu_2", [TextPart("failed"), image], is_error=True)]),
+        ]
+    )
+    assert '<tool_result id="toolu_2" name="shot" is_error="true">\nfailed\n[image 2]\n</tool_result>' in prompt
+    assert images == [image, image]
 
 
 def test_no_role_prefix_keeps_separators():
     prompt, _ = build_prompt(
-        [msg("system", "Be brief"), msg("user", "Hi"), msg("tool", "42")],
+        [msg("system", "Be brief"), msg("user", "Hi"), Message("tool", [ToolResult("c", [TextPart("42")])])],
         no_role_prefix=True,
         instructions=["Reply in JSON."],
     )
-    assert prompt == "Be brief\n\nHi\n\n[tool result]\n42\n\nReply in JSON.\n\n"
+    assert prompt == 'Be brief\n\nHi\n\n<tool_result id="c" name="c">\n42\n</tool_result>\n\nReply in JSON.\n\n'
 
 
 def test_artifacts_preamble_first_even_without_prefixes():

@@ -172,12 +172,18 @@ small_text = st.text(alphabet="abc", max_size=12)
 
 
 def reference_cut(text: str, stops: list[str]) -> tuple[str, set[str]]:
-    """The whole text up to the earliest occurrence of any stop string, and the stops found there."""
-    hits = {(text.find(s), s) for s in stops if s and s in text}
+    """The whole text cut where generation stops, and the stop string that stopped it.
+
+    A server stops generating as soon as it has produced a stop string, so the winner is the one
+    whose first occurrence *ends* first; of several ending at the same character, the longest.
+    (Not the one that starts first: with stops ``["cab", "a"]`` the text ``"ca"`` already holds
+    ``"a"``, and the ``"b"`` completing ``"cab"`` is never generated.)
+    """
+    hits = [(text.find(s) + len(s), -len(s), s) for s in stops if s and s in text]
     if not hits:
         return text, set()
-    first = min(at for at, _ in hits)
-    return text[:first], {s for at, s in hits if at == first}
+    end, _, stop = min(hits)
+    return text[: end - len(stop)], {stop}
 
 
 @settings(max_examples=500)

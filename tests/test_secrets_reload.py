@@ -35,7 +35,7 @@ def keys(settings: Settings) -> list[str]:
 
 def test_the_secret_settings_are_the_declared_ones() -> None:
     # Derived from the declarations (secret=True), so a new secret setting gets *_FILE too.
-    assert set(secret_settings()) == {"sessions", "api_keys", "proxy", "admin_key"}
+    assert set(secret_settings()) == {"sessions", "api_keys", "proxy", "admin_key", "metrics_key"}
 
 
 def test_file_content_is_the_value(tmp_path: Path) -> None:

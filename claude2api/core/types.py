@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from claude2api.core.limits import MessageLimit
+from claude2api.core.record import RequestRecord
 
 Role = Literal["system", "user", "assistant", "tool"]
 
@@ -62,8 +63,7 @@ class ToolResult:
     is_error: bool = False
 
 
-#: Today the parsers render tool history as text parts; ToolCall/ToolResult/DocumentPart are used
-#: once tool calling and files land.
+#: DocumentPart is used once files land.
 Part = TextPart | ImagePart | DocumentPart | ToolCall | ToolResult
 
 
@@ -111,6 +111,14 @@ class ToolChoice:
 
 
 @dataclass(slots=True)
+class ResponseFormat:
+    """Structured output asked for: ``json_object`` (any JSON object) or ``json_schema`` (``schema``)."""
+
+    kind: Literal["json_object", "json_schema"] = "json_object"
+    schema: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class WebSearch:
     """claude.ai's own web search, when the client asked for it."""
 
@@ -141,6 +149,8 @@ class ChatRequest:
     parallel_tool_calls: bool = True
     #: ``None``: web search off.
     web_search: WebSearch | None = None
+    #: ``None``: plain text. Set: the reply must be JSON (the output guard checks it).
+    response_format: ResponseFormat | None = None
 
 
 @dataclass(slots=True)
@@ -211,7 +221,6 @@ class ToolCallEnd:
     index: int
 
 
-#: Tool-call events are declared for the tool-calling feature; nothing produces them yet.
 Event = TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
 
 #: A content event: once one of these went to the client, the response is committed.
@@ -227,7 +236,8 @@ class ChatContext:
     """Per-request state handed down the chat middleware chain.
 
     ``services`` is the daemon's :class:`claude2api.http.services.Services` (settings, pool, upstream client);
-    ``session`` is set by the session-selection middleware; ``extras`` is free for plugins.
+    ``session`` is set by the session-selection middleware; ``record`` collects what happened
+    for the access line and the metrics (:mod:`claude2api.core.record`); ``extras`` is free for plugins.
     """
 
     request: ChatRequest
@@ -238,6 +248,7 @@ class ChatContext:
     #: Session override (mirror mode: the caller's own claude.ai key).
     mirror_session: Any = None
     session: Any = None
+    record: RequestRecord = field(default_factory=RequestRecord)
     extras: dict[str, Any] = field(default_factory=dict)
 
     def replace_request(self, **changes: Any) -> None:

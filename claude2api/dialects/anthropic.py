@@ -12,6 +12,7 @@ neutral events of :mod:`claude2api.core.types`, so web-only frames and fields ca
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,8 +31,31 @@ from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.stops import MAX_STOP_LENGTH
-from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, TextPart, Thinking
-from claude2api.dialects.base import Dialect, ReplySpec, resolve_model
+from claude2api.core.tools import (
+    ANTHROPIC_TOOL_NAME,
+    check_tool_choice,
+    check_tools,
+    tool_choice_instructions,
+)
+from claude2api.core.types import (
+    ChatRequest,
+    Event,
+    ImagePart,
+    Message,
+    Part,
+    ResponseFormat,
+    TextPart,
+    Thinking,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolChoice,
+    ToolDefinition,
+    ToolResult,
+    WebSearch,
+)
+from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body, resolve_model
 from claude2api.logs import get_logger
 from claude2api.upstream.image_http import decode_data_url, is_image_media_type
 
@@ -51,6 +75,12 @@ THINKING_SIGNATURE = "claude2api-unsigned"
 MAX_STOP_SEQUENCES = 16
 
 
+#: Deepest nesting of ``content`` inside ``content`` (``tool_result`` or ``content`` documents in
+#: each other). The real API allows one or two levels; the bound keeps the recursive parser far
+#: from Python's recursion limit (each level is three frames).
+MAX_CONTENT_DEPTH = 16
+
+
 @dataclass(slots=True)
 class AnthropicOptions:
     """What the renderer needs from the request beyond the :class:`ChatRequest`."""
@@ -59,10 +89,11 @@ class AnthropicOptions:
     show_thinking: bool = False
 
 
+@parses_json_body
 def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, AnthropicOptions]:
     """Validate a decoded ``/v1/messages`` body and convert it to the neutral request.
 
-    Unknown fields (``temperature``, ``tools``, ``metadata``, ``service_tier``...) are ignored;
+    Unknown fields (``temperature``, ``metadata``, ``service_tier``...) are ignored;
     ``context_management`` too (claude.ai manages its own context: said in a debug line);
     malformed known ones raise a 400 :class:`APIError`; an unknown model raises a 404.
     ``max_tokens`` is optional here (the real API requires it) and is a soft cap on answer text.
@@ -72,6 +103,9 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
     thinking, shown = _parse_thinking(body.get("thinking"), body.get("output_config"), resolved)
     if body.get("context_management") is not None:
         log.debug("context_management_ignored", reason="claude.ai manages the conversation's context itself")
+    tools, web_search = _parse_tools(body.get("tools"))
+    choice, parallel = _parse_tool_choice(body.get("tool_choice"), tools)
+    response_format, instructions = _parse_output_format(body)
     request = ChatRequest(
         model=resolved.requested,
         upstream_model=resolved.upstream,
@@ -80,10 +114,110 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
         thinking=thinking,
         stop=_parse_stop_sequences(body.get("stop_sequences")),
         max_tokens=_parse_max_tokens(body.get("max_tokens")),
+        instructions=instructions,
+        tools=tools,
+        tool_choice=choice,
+        parallel_tool_calls=parallel,
+        web_search=web_search,
+        response_format=response_format,
     )
+    request.instructions += tool_choice_instructions(request)
     return request, AnthropicOptions(show_thinking=shown)
 
 
+#: The prompt paragraph that asks for JSON (claude.ai has no structured-output switch).
+JSON_SCHEMA_INSTRUCTION = (
+    "Answer with exactly one valid JSON value that conforms to this JSON Schema, and nothing else: "
+    "no prose before or after it, no Markdown code fences.\nJSON Schema: {schema}"
+)
+
+
+def _parse_tools(raw: object) -> tuple[list[ToolDefinition], WebSearch | None]:
+    """Client tools, and claude.ai's own web search for a ``web_search_*`` server tool (the web
+    search feature reads ``ChatRequest.web_search``); other server tools are refused."""
+    if raw is None:
+        return [], None
+    if not isinstance(raw, list):
+        raise bad_request("tools: Input should be a valid list", param="tools")
+    tools: list[ToolDefinition] = []
+    web_search: WebSearch | None = None
+    for n, tool in enumerate(raw):
+        path = f"tools.{n}"
+        if not isinstance(tool, dict):
+            raise bad_request(f"{path}: Input should be a valid dictionary", param=path)
+        kind = tool.get("type")
+        if kind not in (None, "custom"):
+            if isinstance(kind, str) and kind.startswith("web_search_"):
+                web_search = _web_search(tool, path)
+                continue
+            raise bad_request(
+                f"{path}.type: server tool {clip(repr(kind))} is not supported yet; only client tools "
+                "(name, description, input_schema) and web_search are",
+                param=f"{path}.type",
+            )
+        name, description = tool.get("name"), tool.get("description")
+        schema = tool.get("input_schema", (tool.get("custom") or {}).get("input_schema"))
+        if not isinstance(name, str):
+            raise bad_request(f"{path}.name: Field required", param=f"{path}.name")
+        if description is not None and not isinstance(description, str):
+            raise bad_request(f"{path}.description: Input should be a valid string", param=f"{path}.description")
+        if not isinstance(schema, dict):
+            raise bad_request(f"{path}.input_schema: Input should be a valid dictionary", param=f"{path}.input_schema")
+        tools.append(ToolDefinition(name, description or "", schema))
+    check_tools(tools, ANTHROPIC_TOOL_NAME, "tools", lambda n: f"tools.{n}")
+    return tools, web_search
+
+
+def _web_search(tool: dict[str, Any], path: str) -> WebSearch:
+    max_uses = tool.get("max_uses")
+    if max_uses is not None and (type(max_uses) is not int or max_uses < 1):
+        raise bad_request(f"{path}.max_uses: Input should be a positive integer", param=f"{path}.max_uses")
+    domains = {}
+    for key in ("allowed_domains", "blocked_domains"):
+        value = tool.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
+            raise bad_request(f"{path}.{key}: Input should be a list of strings", param=f"{path}.{key}")
+        domains[key] = value
+    return WebSearch(max_uses, domains["allowed_domains"], domains["blocked_domains"])
+
+
+def _parse_tool_choice(raw: object, tools: list[ToolDefinition]) -> tuple[ToolChoice | None, bool]:
+    """``tool_choice`` (auto / any / tool / none) and whether parallel calls are allowed."""
+    if raw is None:
+        return None, True
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    modes = {"auto": "auto", "any": "required", "tool": "named", "none": "none"}
+    if not isinstance(raw, dict) or kind not in modes:
+        raise bad_request("tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'", param="tool_choice")
+    name = raw.get("name")
+    if kind == "tool" and not isinstance(name, str):
+        raise bad_request("tool_choice.name: Field required", param="tool_choice.name")
+    choice = ToolChoice(modes[kind], name if kind == "tool" else None)  # type: ignore[arg-type]
+    check_tool_choice(choice, tools, "tool_choice")
+    return choice, raw.get("disable_parallel_tool_use") is not True
+
+
+def _parse_output_format(body: dict[str, Any]) -> tuple[ResponseFormat | None, list[str]]:
+    """``output_config.format`` (or the beta's top-level ``output_format``): a JSON schema the reply
+    must follow, emulated with a prompt instruction and checked by the output guard."""
+    config = body.get("output_config")
+    raw = config.get("format") if isinstance(config, dict) else None
+    if raw is None:
+        raw = body.get("output_format")
+    if raw is None:
+        return None, []
+    if not isinstance(raw, dict) or raw.get("type") != "json_schema" or not isinstance(raw.get("schema"), dict):
+        raise bad_request(
+            "output_config.format: expected {\"type\": \"json_schema\", \"schema\": {...}}",
+            param="output_config.format",
+        )
+    schema = raw["schema"]
+    return ResponseFormat("json_schema", schema), [
+        JSON_SCHEMA_INSTRUCTION.format(schema=compact_json(schema))
+    ]
+
+
+@parses_json_body
 def parse_count_tokens(body: object, catalog: ModelCatalog) -> ChatRequest:
     """A ``/v1/messages/count_tokens`` body (``/v1/messages`` without ``max_tokens``/``stream``)."""
     body = _object(body)
@@ -205,6 +339,10 @@ def _parse_conversation(body: dict[str, Any]) -> list[Message]:
     return messages
 
 
+#: Claude Code's first system block (``x-anthropic-billing-header: cc_version=…``) is metadata.
+BILLING_HEADER_PREFIX = "x-anthropic-billing-header:"
+
+
 def _parse_system(raw: object, path: str = "system") -> list[Message]:
     """The top-level ``system`` (or a system message's ``content``): a string or text blocks."""
     if raw is None or raw == "":
@@ -217,6 +355,8 @@ def _parse_system(raw: object, path: str = "system") -> list[Message]:
     for i, block in enumerate(raw):
         if not isinstance(block, dict) or block.get("type") != "text":
             raise bad_request(f"{path}.{i}: only text blocks are allowed in system", param=f"{path}.{i}")
+        if str(block.get("text")).startswith(BILLING_HEADER_PREFIX):
+            continue  # Claude Code's accounting line for Anthropic's API, not an instruction
         parts.extend(_text_block(block, f"{path}.{i}"))
     return [Message("system", parts)] if parts else []
 
@@ -225,17 +365,20 @@ def _parse_message(raw: object, path: str) -> Message:
     if not isinstance(raw, dict):
         raise bad_request(f"{path}: Input should be an object", param=path)
     role = raw.get("role")
-    if role == "system":
-        # Claude Code sends mid-conversation system messages (beta ``mid-conversation-system``):
-        # system text at that point of the transcript.
-        system = _parse_system(raw.get("content"), f"{path}.content")
-        return system[0] if system else Message("system", [])
-    if role not in ("user", "assistant"):
+    if role not in ("user", "assistant", "system"):  # Claude Code sends "system" turns mid-conversation
         raise bad_request(f"{path}.role: Input should be 'user', 'assistant' or 'system'", param=f"{path}.role")
     return Message(role, _parse_content(raw.get("content"), f"{path}.content"))
 
 
 def _parse_content(content: object, path: str) -> list[Part]:
+    """A message's ``content``, or one nested in a ``tool_result`` or a ``content`` document.
+
+    The path records the nesting (each level adds a ``.content``): at most
+    :data:`MAX_CONTENT_DEPTH` levels, whoever calls the parser, so the recursion stays far from
+    Python's limit whatever the caller's own JSON depth cap.
+    """
+    if path.count(".content") > MAX_CONTENT_DEPTH:
+        raise bad_request(f"{path}: content blocks nested too deeply: at most {MAX_CONTENT_DEPTH} levels", param=path)
     if isinstance(content, str):
         return [TextPart(content)] if content else []
     if not isinstance(content, list):
@@ -322,14 +465,29 @@ def _document_block(block: dict[str, Any], path: str) -> list[Part]:
 
 
 def _tool_use_block(block: dict[str, Any], path: str) -> list[Part]:
-    """A past tool call as text (the same wording the OpenAI dialect uses), so history keeps it."""
-    return [TextPart(f"[called tool {block.get('name')} with {compact_json(block.get('input', {}))}]")]
+    """A past tool call (``server_tool_use`` too: the history keeps what happened)."""
+    call_id, name = block.get("id"), block.get("name")
+    if not isinstance(call_id, str) or not isinstance(name, str):
+        raise bad_request(f"{path}: a tool_use block needs a string 'id' and 'name'", param=path)
+    return [ToolCall(call_id, name, compact_json(block.get("input", {})))]
 
 
 def _tool_result_block(block: dict[str, Any], path: str) -> list[Part]:
+    """A tool's result: text and images (documents become text), and the error flag."""
+    call_id = block.get("tool_use_id")
+    if not isinstance(call_id, str):
+        raise bad_request(f"{path}.tool_use_id: Field required", param=f"{path}.tool_use_id")
     content = block.get("content")
     parts = [] if content is None else _parse_content(content, f"{path}.content")
-    return _headed("[tool error]" if block.get("is_error") else "[tool result]", parts)
+    kept: list[TextPart | ImagePart] = []
+    for part in parts:  # a (rare) nested result or call is flattened into this one's content
+        if isinstance(part, TextPart | ImagePart):
+            kept.append(part)
+        elif isinstance(part, ToolResult):
+            kept.extend(part.content)
+        elif isinstance(part, ToolCall):
+            kept.append(TextPart(f"{part.name} {part.arguments}"))
+    return [ToolResult(call_id, kept, is_error=block.get("is_error") is True)]
 
 
 def _dropped_block(block: dict[str, Any], path: str) -> list[Part]:
@@ -349,6 +507,7 @@ _BLOCK_PARSERS: dict[str, Callable[[dict[str, Any], str], list[Part]]] = {
     "image": _image_block,
     "document": _document_block,
     "tool_use": _tool_use_block,
+    "server_tool_use": _tool_use_block,
     "tool_result": _tool_result_block,
     "thinking": _dropped_block,
     "redacted_thinking": _dropped_block,
@@ -381,6 +540,11 @@ class _Renderer:
         """Subclass state, set up once the common state above exists."""
 
     @property
+    def output_tokens(self) -> int:
+        """Tokens of the reply so far, thinking included (an estimate, as in ``usage``)."""
+        return self._reply.answer.tokens + self._reply.thinking.tokens
+
+    @property
     def done(self) -> bool:
         """True once the reply is over (Stop, a stop sequence or the cap): stop reading upstream."""
         return self._reply.stop_reason is not None
@@ -407,6 +571,7 @@ _EMPTY_BLOCKS = {
     "thinking": '{"type":"thinking","thinking":"","signature":""}',
     "text": '{"type":"text","text":""}',
 }
+_TOOL_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd})
 _SIGNATURE_DELTA = f'{{"type":"signature_delta","signature":{compact_json(THINKING_SIGNATURE)}}}'
 
 
@@ -433,6 +598,8 @@ class AnthropicStream(_Renderer):
     def feed(self, event: Event) -> bytes:
         if self._closed:
             return b""
+        if event.__class__ in _TOOL_EVENTS:
+            return (self._start() + self._tool(event)).encode()
         out = self._start() + self._delta(*self._piece(event))
         if self.done:
             out += self._close()
@@ -480,6 +647,23 @@ class AnthropicStream(_Renderer):
         delta = f'{{"type":"{kind}_delta","{kind}":{compact_json(text)}}}'
         return out + self._block_delta(delta)
 
+    def _tool(self, event: Event) -> str:
+        """A ``tool_use`` block: start with ``input: {}``, ``input_json_delta`` pieces, stop."""
+        if isinstance(event, ToolCallStart):
+            out = self._stop_block()
+            self._index += 1
+            self._block = "tool_use"
+            self._has_text = True  # a tool call ends the message; no empty text block after it
+            block = {"type": "tool_use", "id": event.id, "name": event.name, "input": {}}
+            start = {"type": "content_block_start", "index": self._index, "content_block": block}
+            return out + _frame("content_block_start", compact_json(start))
+        if self._block != "tool_use":
+            return ""
+        if isinstance(event, ToolCallDelta):
+            delta = {"type": "input_json_delta", "partial_json": event.partial_json}
+            return self._block_delta(compact_json(delta)) if event.partial_json else ""
+        return self._stop_block()
+
     def _block_delta(self, delta_json: str) -> str:
         return _frame(
             "content_block_delta",
@@ -520,10 +704,18 @@ class AnthropicCollector(_Renderer):
     a stream would have had."""
 
     def _setup(self) -> None:
+        #: (kind, pieces) per block; a tool_use block's pieces are its id, name, then JSON pieces.
         self._blocks: list[tuple[str, list[str]]] = []
 
     def feed(self, event: Event) -> None:
-        if not self.done:
+        if self.done:
+            return
+        if isinstance(event, ToolCallStart):
+            self._blocks.append(("tool_use", [event.id, event.name]))
+        elif isinstance(event, ToolCallDelta):
+            if self._blocks and self._blocks[-1][0] == "tool_use":
+                self._blocks[-1][1].append(event.partial_json)
+        elif not isinstance(event, ToolCallEnd):
             self._add(*self._piece(event))
 
     def result(self) -> dict[str, Any]:
@@ -535,9 +727,12 @@ class AnthropicCollector(_Renderer):
                 content.append(
                     {"type": "thinking", "thinking": "".join(pieces), "signature": THINKING_SIGNATURE}
                 )
+            elif kind == "tool_use":
+                call_id, name, *arguments = pieces
+                content.append({"type": "tool_use", "id": call_id, "name": name, "input": _input("".join(arguments))})
             else:
                 content.append({"type": "text", "text": "".join(pieces)})
-        if not any(block["type"] == "text" for block in content):
+        if not any(block["type"] in ("text", "tool_use") for block in content):
             content.append({"type": "text", "text": ""})
         return {
             "id": self.id,
@@ -557,6 +752,15 @@ class AnthropicCollector(_Renderer):
             self._blocks[-1][1].append(text)
         else:
             self._blocks.append((kind, [text]))
+
+
+def _input(arguments: str) -> dict[str, Any]:
+    """A tool call's streamed JSON as the ``input`` object (``{}`` if the model wrote no object)."""
+    try:
+        value = json.loads(arguments or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -603,6 +807,29 @@ def _collect(spec: ReplySpec) -> AnthropicCollector:
     return AnthropicCollector(r.model, spec.options, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
+#: Sampling fields claude.ai has no knob for, with the value that means "not asked".
+_SAMPLING_DEFAULTS = {"temperature": 1, "top_p": 1, "top_k": None}
+
+
+def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
+    """What this valid request asks for that claude.ai cannot do (notes for the warning line)."""
+    notes = [
+        f"{name} ignored"
+        for name, default in _SAMPLING_DEFAULTS.items()
+        if body.get(name) is not None and body.get(name) != default
+    ]
+    if body.get("tools") and not request.tools:
+        notes.append("tools ignored")
+    thinking = body.get("thinking")
+    if request.thinking and request.thinking.budget_tokens is not None and isinstance(thinking, dict):
+        notes.append(f"thinking.budget_tokens {request.thinking.budget_tokens} sent as effort {request.thinking.effort}")
+    output_config = body.get("output_config")
+    effort = output_config.get("effort") if isinstance(output_config, dict) else None
+    if isinstance(effort, str) and effort != (request.thinking.effort if request.thinking else None):
+        notes.append(f"output_config.effort {clip(effort, 20)} ignored")
+    return notes
+
+
 ANTHROPIC = Dialect(
     name="anthropic",
     parse=parse_messages_request,
@@ -610,4 +837,5 @@ ANTHROPIC = Dialect(
     collect=_collect,
     error_body=error_body,
     error_frame=_error_frame,
+    unhonoured=unhonoured,
 )

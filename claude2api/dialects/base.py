@@ -7,9 +7,11 @@ else knows a wire format. A third dialect is one more module with one more ``Dia
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Protocol
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any, Protocol, TypeVar
 
 from claude2api.core.catalog import ModelCatalog, ResolvedModel
 from claude2api.core.failures import CLIENT_ERRORS, APIError, Failure, clip, model_not_found
@@ -38,12 +40,94 @@ def resolve_model(catalog: ModelCatalog, model_id: str) -> ResolvedModel:
     return resolved
 
 
+Parsed = TypeVar("Parsed")
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(parsed: Any) -> Any:
+    """``parsed`` with every lone surrogate in its strings as U+FFFD, changed in place.
+
+    ``"\\ud800"`` is valid JSON but not text any encoder takes (UTF-8 for the prompt, the history
+    file, an upload); a browser's ``TextEncoder`` makes it U+FFFD, and so do we: a client that cut
+    an emoji in half should not lose its request over a character that means nothing anyway.
+
+    It runs on what a parser returns (dataclasses, lists, dicts, tuples, strings; bytes and numbers
+    are left alone), not on the raw body: that is exactly the text that will be encoded later,
+    and walking it costs no more than parsing did, while walking a whole 32 MB body (most of
+    which a parser may ignore) costs seconds on the event loop. Iterative, any depth.
+    """
+
+    def fixed(value: Any) -> Any:
+        kind = type(value)
+        if kind is str:
+            return value if value.isascii() else _SURROGATE.sub("\ufffd", value)
+        if kind in _SCALARS:
+            return value
+        if kind is tuple:
+            return tuple(fixed(item) for item in value)
+        if kind is list or kind is dict or is_dataclass(kind):
+            pending.append(value)
+        return value
+
+    root = [parsed]
+    pending: list[Any] = [root]
+    seen: set[int] = set()  # a shared (or, from a direct caller, cyclic) node is done once
+    while pending:
+        node = pending.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if type(node) is list:
+            node[:] = [fixed(item) for item in node]
+        elif type(node) is dict:
+            items = [(fixed(key), fixed(value)) for key, value in node.items()]
+            node.clear()
+            node.update(items)
+        else:
+            for name in _field_names(type(node)):
+                value = getattr(node, name)
+                if (new := fixed(value)) is not value:
+                    object.__setattr__(node, name, new)
+    return root[0]
+
+
+#: Values :func:`without_lone_surrogates` has nothing to look at in.
+_SCALARS = frozenset({int, float, bool, bytes, type(None)})
+
+
+@functools.cache
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in fields(cls))
+
+
+def parses_json_body(parse: Callable[[object, ModelCatalog], Parsed]) -> Callable[[object, ModelCatalog], Parsed]:
+    """Mark a dialect's request parser: what it returns goes through :func:`without_lone_surrogates`.
+
+    This is the one place text from a client's JSON is made encodable, for every dialect, whoever
+    calls the parser (the HTTP handler, a plugin, a test). :class:`Dialect` applies it to a
+    ``parse`` that lacks it, so a new dialect cannot forget.
+    """
+    if getattr(parse, "parses_json_body", False):
+        return parse
+
+    @functools.wraps(parse)
+    def parse_encodable(body: object, catalog: ModelCatalog) -> Parsed:
+        result: Parsed = without_lone_surrogates(parse(body, catalog))
+        return result
+
+    parse_encodable.parses_json_body = True  # type: ignore[attr-defined]
+    return parse_encodable
+
+
 class StreamRenderer(Protocol):
     """Neutral events in, the dialect's SSE bytes out (one renderer per response)."""
 
     @property
     def done(self) -> bool: ...
     def feed(self, event: Event) -> bytes: ...
+    @property
+    def output_tokens(self) -> int: ...
     def finish(self) -> bytes: ...
     def keepalive(self) -> bytes: ...
 
@@ -54,6 +138,8 @@ class Collector(Protocol):
     @property
     def done(self) -> bool: ...
     def feed(self, event: Event) -> None: ...
+    @property
+    def output_tokens(self) -> int: ...
     def result(self) -> dict[str, Any]: ...
 
 
@@ -84,3 +170,9 @@ class Dialect:
     error_body: Callable[[APIError, str | None], dict[str, Any]]
     #: An in-band error after the response was committed; the stream's last frame.
     error_frame: Callable[[Any, APIError], bytes]
+    #: What a valid request (its body and its parse) asks for that cannot be honoured and is no 400:
+    #: short notes such as ``"temperature ignored"``, for the request's warning line.
+    unhonoured: Callable[[dict[str, Any], ChatRequest], list[str]] = lambda body, request: []
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "parse", parses_json_body(self.parse))

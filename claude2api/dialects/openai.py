@@ -30,8 +30,33 @@ from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.stops import MAX_STOP_LENGTH
-from claude2api.core.types import ChatRequest, Event, ImagePart, Message, Part, Role, TextPart, Thinking
-from claude2api.dialects.base import Dialect, ReplySpec, resolve_model
+from claude2api.core.tools import (
+    OPENAI_TOOL_NAME,
+    check_tool_choice,
+    check_tools,
+    openai_call_id,
+    tool_choice_instructions,
+    upstream_call_id,
+)
+from claude2api.core.types import (
+    ChatRequest,
+    Event,
+    ImagePart,
+    Message,
+    Part,
+    ResponseFormat,
+    Role,
+    TextPart,
+    Thinking,
+    ToolCall,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+    ToolChoice,
+    ToolDefinition,
+    ToolResult,
+)
+from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body, resolve_model
 from claude2api.upstream.image_http import is_image_media_type
 
 # ---------------------------------------------------------------------------------------------
@@ -76,6 +101,7 @@ class OpenAIOptions:
     thinking_output: str | None = None
 
 
+@parses_json_body
 def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest, OpenAIOptions]:
     """Validate a decoded ``/v1/chat/completions`` body and convert it to the neutral request.
 
@@ -88,6 +114,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
     messages = _parse_messages(body.get("messages"))
     _check_n(body.get("n"))
     response_format, instructions = _parse_response_format(body.get("response_format"))
+    tools, tool_choice, parallel = _parse_tools(body)
     request = ChatRequest(
         model=resolved.requested,
         upstream_model=resolved.upstream,
@@ -97,12 +124,87 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         stop=_parse_stop(body.get("stop")),
         max_tokens=_parse_max_tokens(body),
         instructions=instructions,
+        tools=tools,
+        tool_choice=tool_choice,
+        parallel_tool_calls=parallel,
+        response_format=_neutral_format(response_format, body.get("response_format")),
     )
+    request.instructions += tool_choice_instructions(request)
     options = OpenAIOptions(
         include_usage=_parse_include_usage(body.get("stream_options")),
         response_format=response_format,
     )
     return request, options
+
+
+def _neutral_format(kind: str | None, raw: Any) -> ResponseFormat | None:
+    if kind == "json_object":
+        return ResponseFormat("json_object")
+    if kind == "json_schema":
+        schema = raw["json_schema"].get("schema")
+        return ResponseFormat("json_schema", schema if isinstance(schema, dict) else None)
+    return None
+
+
+def _parse_tools(body: dict[str, Any]) -> tuple[list[ToolDefinition], ToolChoice | None, bool]:
+    """``tools`` / ``tool_choice`` / ``parallel_tool_calls``, or the legacy ``functions`` /
+    ``function_call`` (used only when ``tools`` is absent)."""
+    raw_tools, raw_choice = body.get("tools"), body.get("tool_choice")
+    legacy = raw_tools is None and body.get("functions") is not None
+    if legacy:
+        raw_tools, raw_choice, param = body.get("functions"), body.get("function_call"), "functions"
+    else:
+        param = "tools"
+    if raw_tools is None:
+        raw_tools = []
+    if not isinstance(raw_tools, list):
+        raise bad_request(f"Invalid type for '{param}': expected an array.", param=param)
+    tools = [_parse_tool(t, f"{param}[{n}]", legacy) for n, t in enumerate(raw_tools)]
+    check_tools(tools, OPENAI_TOOL_NAME, param, lambda n: f"{param}[{n}]" if legacy else f"{param}[{n}].function")
+    choice_param = "function_call" if legacy else "tool_choice"
+    choice = _parse_tool_choice(raw_choice, choice_param)
+    check_tool_choice(choice, tools, choice_param)
+    parallel = body.get("parallel_tool_calls")
+    if parallel is not None and not isinstance(parallel, bool):
+        raise bad_request("Invalid type for 'parallel_tool_calls': expected a boolean.", param="parallel_tool_calls")
+    return tools, choice, parallel is not False
+
+
+def _parse_tool(raw: object, param: str, legacy: bool) -> ToolDefinition:
+    if not legacy:
+        if not isinstance(raw, dict) or raw.get("type") != "function":
+            raise bad_request(f"Invalid value for '{param}.type': only 'function' tools are supported.", param=param)
+        raw = raw.get("function")
+        param += ".function"
+    if not isinstance(raw, dict):
+        raise bad_request(f"Invalid type for '{param}': expected an object.", param=param)
+    name, description, schema = raw.get("name"), raw.get("description"), raw.get("parameters")
+    if not isinstance(name, str):
+        raise bad_request(f"Missing required parameter: '{param}.name'.", param=f"{param}.name")
+    if description is not None and not isinstance(description, str):
+        raise bad_request(f"Invalid type for '{param}.description': expected a string.", param=f"{param}.description")
+    if schema is None:
+        schema = {"type": "object", "properties": {}}
+    if not isinstance(schema, dict):
+        raise bad_request(f"Invalid type for '{param}.parameters': expected an object.", param=f"{param}.parameters")
+    return ToolDefinition(name, description or "", schema)
+
+
+def _parse_tool_choice(raw: object, param: str) -> ToolChoice | None:
+    if raw is None:
+        return None
+    if raw in ("none", "auto", "required"):
+        return ToolChoice(raw)  # type: ignore[arg-type]
+    if isinstance(raw, dict):
+        function = raw.get("function") if raw.get("type") == "function" else raw  # legacy: {"name": ...}
+        name = function.get("name") if isinstance(function, dict) else None
+        if isinstance(name, str):
+            return ToolChoice("named", name)
+    raise bad_request(
+        f"Invalid value for '{param}': expected 'none', 'auto', 'required' or "
+        '{"type": "function", "function": {"name": ...}}.',
+        param=param,
+    )
 
 
 def _parse_model(raw: object, catalog: ModelCatalog) -> str:
@@ -192,7 +294,7 @@ def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:
     if kind == "text":
         return None, []
     if kind == "json_object":
-        return kind, [_JSON_OBJECT_INSTRUCTION]
+        return kind, [json_format_instruction(None)]
     if kind == "json_schema":
         spec = raw.get("json_schema")
         if not isinstance(spec, dict):
@@ -200,12 +302,19 @@ def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:
                 "Invalid type for 'response_format.json_schema': expected an object.",
                 param="response_format.json_schema",
             )
-        schema = json.dumps(spec.get("schema", {}), ensure_ascii=False)
-        return kind, [_JSON_SCHEMA_INSTRUCTION.format(schema=schema)]
+        return kind, [json_format_instruction(spec.get("schema", {}))]
     raise bad_request(
         "Invalid value for 'response_format.type': expected 'text', 'json_object' or 'json_schema'.",
         param="response_format",
     )
+
+
+def json_format_instruction(schema: object) -> str:
+    """The prompt instruction emulating a JSON mode: any JSON object (``schema`` ``None``) or a
+    value conforming to ``schema``. Shared with the Responses dialect's ``text.format``."""
+    if schema is None:
+        return _JSON_OBJECT_INSTRUCTION
+    return _JSON_SCHEMA_INSTRUCTION.format(schema=json.dumps(schema, ensure_ascii=False))
 
 
 def _parse_messages(raw: object) -> list[Message]:
@@ -232,10 +341,20 @@ def _parse_message(raw: object, i: int) -> Message:
     if role == "assistant":
         # Reasoning echoed back (reasoning_content / reasoning fields are simply not read).
         parts = [TextPart(strip_think_blocks(p.text)) if isinstance(p, TextPart) else p for p in parts]
-        calls = _describe_tool_calls(raw)
-        if calls:
-            parts.append(TextPart(calls))
+        parts += _parse_tool_calls(raw, i)
+    elif role == "tool":
+        parts = [ToolResult(_tool_result_id(raw, name, i), [p for p in parts if isinstance(p, TextPart | ImagePart)])]
     return Message(role, parts or [TextPart("")])
+
+
+def _tool_result_id(raw: dict[str, Any], role_name: str, i: int) -> str:
+    """The call a ``tool`` message answers; a legacy ``function`` message answers by name."""
+    if role_name == "function":
+        return f"function:{raw.get('name')}"
+    call_id = raw.get("tool_call_id")
+    if not isinstance(call_id, str) or not call_id:
+        raise bad_request(f"Missing required parameter: 'messages[{i}].tool_call_id'.", param=f"messages[{i}].tool_call_id")
+    return upstream_call_id(call_id)
 
 
 def strip_think_blocks(text: str) -> str:
@@ -287,7 +406,7 @@ def _parse_part(part: object, param: str) -> Part:
         image = part.get("image_url")  # type: ignore[union-attr]
         url = image.get("url") if isinstance(image, dict) else image  # a bare string from some clients
         if isinstance(url, str):
-            return _parse_image_url(url, param)
+            return parse_image_url(url, param)
     else:
         raise bad_request(
             f"Unsupported content part type {clip(repr(kind))} in '{param}': only text and image_url are supported.",
@@ -296,7 +415,7 @@ def _parse_part(part: object, param: str) -> Part:
     raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
 
 
-def _parse_image_url(url: str, param: str) -> ImagePart:
+def parse_image_url(url: str, param: str) -> ImagePart:
     """A ``data:`` URL becomes inline bytes; an http(s) URL is kept for the daemon to download."""
     if url[:5].lower() == "data:":
         return _decode_data_url(url, param)
@@ -324,16 +443,23 @@ def _decode_data_url(url: str, param: str) -> ImagePart:
     return ImagePart(media_type=media_type, data=decoded)
 
 
-def _describe_tool_calls(message: dict[str, Any]) -> str:
-    """Past tool calls of an assistant message as text, so the history keeps them."""
-    calls = message.get("tool_calls")
-    functions = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
-    functions.append(message.get("function_call"))  # the legacy single-call field
-    return "\n".join(
-        f"[called tool {f.get('name')} with {_arguments(f.get('arguments'))}]"
-        for f in functions
-        if isinstance(f, dict)
-    )
+def _parse_tool_calls(message: dict[str, Any], i: int) -> list[Part]:
+    """An assistant message's past tool calls (and the legacy single ``function_call``)."""
+    raw = message.get("tool_calls")
+    if raw is not None and not isinstance(raw, list):
+        raise bad_request(f"Invalid type for 'messages[{i}].tool_calls': expected an array.", param=f"messages[{i}].tool_calls")
+    calls: list[Part] = []
+    for j, call in enumerate(raw or []):
+        param = f"messages[{i}].tool_calls[{j}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise bad_request(f"Invalid value for '{param}': expected a function call with a name.", param=param)
+        call_id = call.get("id") if isinstance(call.get("id"), str) else f"call_{i}_{j}"
+        calls.append(ToolCall(upstream_call_id(call_id), function["name"], _arguments(function.get("arguments"))))
+    legacy = message.get("function_call")
+    if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
+        calls.append(ToolCall(f"function:{legacy['name']}", legacy["name"], _arguments(legacy.get("arguments"))))
+    return calls
 
 
 def _arguments(raw: object) -> str:
@@ -367,8 +493,7 @@ FINISH_REASONS = {
     "refusal": "content_filter",
 }
 
-_FENCE = "```"
-_FENCE_LANGUAGE = re.compile(r"[a-zA-Z]*")
+_TOOL_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd})
 
 
 class _Renderer:
@@ -442,6 +567,11 @@ class _Renderer:
             usage["completion_tokens_details"] = {"reasoning_tokens": reasoning}
         return usage
 
+    @property
+    def output_tokens(self) -> int:
+        """Tokens of the reply so far, reasoning included (an estimate, as in ``usage``)."""
+        return self._reply.answer.tokens + self._reply.thinking.tokens
+
 
 class OpenAIStream(_Renderer):
     """Renders events as ``chat.completion.chunk`` SSE frames (bytes ready to write).
@@ -475,6 +605,8 @@ class OpenAIStream(_Renderer):
     def feed(self, event: Event) -> bytes:
         if self._closed or self.done:
             return b""
+        if event.__class__ in _TOOL_EVENTS:
+            return (self._start() + self._tool_chunk(event)).encode()
         reasoning, content = self._shape(*self._reply.feed(event))
         out = self._start() + self._pieces(reasoning, content)
         if self.done:
@@ -528,6 +660,21 @@ class OpenAIStream(_Renderer):
     def _chunk(self, delta_json: str) -> str:
         return f'{self._prefix}{delta_json},"logprobs":null,"finish_reason":null}}]{self._suffix}'
 
+    def _tool_chunk(self, event: Event) -> str:
+        """``delta.tool_calls[i]``: id, type and name first, then ``function.arguments`` pieces."""
+        if isinstance(event, ToolCallStart):
+            call = {
+                "index": event.index,
+                "id": openai_call_id(event.id),
+                "type": "function",
+                "function": {"name": event.name, "arguments": ""},
+            }
+        elif isinstance(event, ToolCallDelta) and event.partial_json:
+            call = {"index": event.index, "function": {"arguments": event.partial_json}}
+        else:
+            return ""
+        return self._chunk(compact_json({"tool_calls": [call]}))
+
     def _usage_chunk(self) -> str:
         chunk = {**self._head, "system_fingerprint": None, "choices": [], "usage": self._usage()}
         return f"data: {compact_json(chunk)}\n\n"
@@ -542,20 +689,31 @@ class OpenAICollector(_Renderer):
     def _setup(self) -> None:
         self._reasoning: list[str] = []
         self._content: list[str] = []
+        self._calls: list[dict[str, Any]] = []
 
     def feed(self, event: Event) -> None:
-        if not self.done:
+        if self.done:
+            return
+        if isinstance(event, ToolCallStart):
+            function = {"name": event.name, "arguments": ""}
+            self._calls.append({"id": openai_call_id(event.id), "type": "function", "function": function})
+        elif isinstance(event, ToolCallDelta) and self._calls:
+            self._calls[-1]["function"]["arguments"] += event.partial_json
+        else:
             self._add(*self._shape(*self._reply.feed(event)))
 
     def result(self) -> dict[str, Any]:
-        """The response body. Raises a 502 :class:`APIError` if JSON mode got no valid JSON."""
+        """The response body (JSON mode was checked upstream of here, by the output guard)."""
         if not self.done:
             self._add(*self._shape("", self._reply.end()))
         content = "".join(self._content)
-        # A length-truncated reply is not checked: the client capped it (OpenAI returns it as is too).
-        if self.options.response_format and self.finish_reason != "length":
-            content = _clean_json(content, self.options.response_format)
-        message: dict[str, Any] = {"role": "assistant", "content": content, "refusal": None}
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": None if self._calls and not content else content,
+            "refusal": None,
+        }
+        if self._calls:
+            message["tool_calls"] = self._calls
         if self._reasoning:
             message.update(dict.fromkeys(self._reasoning_keys, "".join(self._reasoning)))
         return {
@@ -575,26 +733,6 @@ class OpenAICollector(_Renderer):
             self._reasoning.append(reasoning)
         if content:
             self._content.append(content)
-
-
-def _clean_json(content: str, mode: str) -> str:
-    """The reply as bare JSON: a Markdown fence around it is removed, anything unparsable is a 502."""
-    text = _unfence(content.strip())
-    try:
-        json.loads(text)
-    except ValueError:
-        raise APIError(502, f"upstream reply was not valid JSON for response_format {mode}") from None
-    return text
-
-
-def _unfence(text: str) -> str:
-    """The inside of a Markdown code fence wrapping all of ``text`` (language tag dropped), stripped;
-    ``text`` itself if it is not fenced. A plain scan: a lazy regex here was quadratic on whitespace."""
-    if len(text) < 2 * len(_FENCE) or not (text.startswith(_FENCE) and text.endswith(_FENCE)):
-        return text
-    language = _FENCE_LANGUAGE.match(text, len(_FENCE))
-    assert language is not None  # [a-zA-Z]* matches everywhere
-    return text[language.end() : -len(_FENCE)].strip()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -665,6 +803,31 @@ def _collect(spec: ReplySpec) -> OpenAICollector:
     return OpenAICollector(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
+#: Sampling fields claude.ai has no knob for, with the value that means "not asked".
+_SAMPLING_DEFAULTS = {
+    "temperature": 1,
+    "top_p": 1,
+    "frequency_penalty": 0,
+    "presence_penalty": 0,
+    "seed": None,
+    "logit_bias": None,
+    "logprobs": False,
+    "top_logprobs": None,
+}
+
+
+def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
+    """What this valid request asks for that claude.ai cannot do (notes for the warning line)."""
+    notes = [
+        f"{name} ignored"
+        for name, default in _SAMPLING_DEFAULTS.items()
+        if body.get(name) not in (default, None, {})
+    ]
+    if (body.get("tools") or body.get("functions")) and not request.tools:
+        notes.append("tools ignored")
+    return notes
+
+
 OPENAI = Dialect(
     name="openai",
     parse=parse_chat_request,
@@ -672,4 +835,5 @@ OPENAI = Dialect(
     collect=_collect,
     error_body=error_body,
     error_frame=_error_frame,
+    unhonoured=unhonoured,
 )

@@ -26,7 +26,9 @@ from claude2api.accounts.live import AccountWatcher, build_catalog
 from claude2api.accounts.pool import SessionPool
 from claude2api.config import ConfigError, Settings
 from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
+from claude2api.dialects.response_store import MemoryResponseStore
 from claude2api.http.listener import GuardedRunner, ListenerLimits
+from claude2api.http.metrics import METRICS, Metrics
 from claude2api.http.middlewares import MIDDLEWARES, add_common_headers
 from claude2api.http.routes import add_routes
 from claude2api.http.services import SERVICES, Services
@@ -36,6 +38,7 @@ from claude2api.pipeline.chain import build_chain
 from claude2api.pipeline.failover import retry_over_sessions_factory
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
+from claude2api.pipeline.output_guard import output_guard_factory
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
@@ -49,7 +52,7 @@ STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
     factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
-    factories += [transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
+    factories += [output_guard_factory, transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
     middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares
@@ -116,13 +119,18 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         client_max_size=int(settings.max_request_body_mb * 1024 * 1024),
     )
     app[STARTUP_SETTINGS] = settings
+    app[METRICS] = Metrics(app)
     chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
         upstream = upstream_session(settings)
         images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
         client = ClaudeWebClient(
-            upstream, settings.claude_base_url, clock=clock, first_byte_timeout=settings.upstream_first_byte_timeout
+            upstream,
+            settings.claude_base_url,
+            clock=clock,
+            first_byte_timeout=settings.upstream_first_byte_timeout,
+            tool_call_idle=settings.tool_call_idle_seconds,
         )
         pool = SessionPool(
             [(s.key, s.org_id) for s in settings.sessions],
@@ -138,6 +146,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             retry_hours=settings.cleanup_retry_hours,
             retry_delay=settings.cleanup_retry_delay_seconds,
             queue_max=settings.cleanup_queue_max,
+            concurrency=settings.cleanup_concurrency,
         )
         janitor.start()
         services = app[SERVICES] = Services(
@@ -149,6 +158,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             janitor=janitor,
             chain=chain,
             clock=clock,
+            responses=MemoryResponseStore(
+                max_items=settings.responses_store_max_items,
+                max_bytes=int(settings.responses_store_max_mb * 1024 * 1024),
+                ttl=settings.responses_store_ttl,
+            ),
         )
         watcher = services.watcher = AccountWatcher(pool, client, lambda: services.settings, services.set_catalog)
         watcher.start()
@@ -182,11 +196,16 @@ RESTART_ONLY = (
     "cleanup_retry_hours",
     "cleanup_retry_delay_seconds",
     "cleanup_queue_max",
+    "cleanup_concurrency",
     "log_level",
     "log_format",
     "header_read_timeout",
     "max_connections",
     "shutdown_drain_seconds",
+    "responses_store_max_items",
+    "responses_store_max_mb",
+    "responses_store_ttl",
+    "metrics_address",
 )
 
 
@@ -207,6 +226,7 @@ def apply_settings(services: Services, new: Settings) -> list[str]:
     if services.watcher is not None:
         services.watcher.kick()  # re-read every account's model list (SIGHUP)
     services.claude.first_byte_timeout = new.upstream_first_byte_timeout
+    services.claude.tool_call_idle = new.tool_call_idle_seconds
     old, services.settings = services.settings, new
     services.catalog = build_catalog(new, pool.sessions)
     return [name for name in RESTART_ONLY if getattr(old, name) != getattr(new, name)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from claude2api.config import Settings
+from claude2api.core.failures import bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
 from claude2api.dialects.anthropic import parse_count_tokens
@@ -20,7 +22,11 @@ from claude2api.dialects.base import Dialect, ReplySpec, unknown_model
 from claude2api.dialects.openai import model_object, models_list
 from claude2api.http import relay
 from claude2api.http.auth import key_matches, presented_key
-from claude2api.http.services import MIRROR_CREDENTIALS, SERVICES
+from claude2api.http.metrics import model_label
+from claude2api.http.services import MIRROR_CREDENTIALS, RECORD, SERVICES
+
+#: Longest model id quoted in an access line (a client may send a megabyte).
+MODEL_LOG_CHARS = 120
 
 
 def chat_handler(dialect: Dialect) -> Handler:
@@ -28,12 +34,25 @@ def chat_handler(dialect: Dialect) -> Handler:
 
     async def chat(request: web.Request) -> web.StreamResponse:
         services = request.app[SERVICES]
+        record = request[RECORD]
+        record.dialect = dialect.name
         body = await relay.read_json(request)
+        asked = body.get("model") if isinstance(body, dict) else None
+        record.model_asked = clip(asked, MODEL_LOG_CHARS) if isinstance(asked, str) else None
+        record.model_label = model_label(services.catalog, asked)
         chat_request, options = dialect.parse(body, services.catalog_for(request.get(MIRROR_CREDENTIALS)))
+        record.stream = chat_request.stream
+        record.model_asked = clip(chat_request.model, MODEL_LOG_CHARS)
+        record.unhonoured = dialect.unhonoured(body, chat_request)
+        if chat_request.tools and not services.settings.tools:
+            raise bad_request("Tool calling is turned off on this server (setting TOOLS=false).", param="tools")
         ctx = relay.chat_context(request, chat_request, dialect.name)
         events, head = await relay.start(ctx)
+        record.first_token_seconds = time.perf_counter() - record.started
+        record.model_sent = ctx.request.upstream_model
         # Counted once the plugins ran (they run before the first event): their prompt counts too.
         spec = ReplySpec(chat_request, options, estimate_request_tokens(ctx.request), services.settings.thinking_output)
+        record.input_tokens = spec.prompt_tokens
         if chat_request.stream:
             return await relay.stream(
                 request,
@@ -43,7 +62,7 @@ def chat_handler(dialect: Dialect) -> Handler:
                 dialect,
                 keepalive_interval=services.settings.keepalive_interval,
             )
-        result = await relay.collect(events, head, dialect.collect(spec))
+        result = await relay.collect(events, head, dialect.collect(spec), record)
         return web.json_response(result, dumps=compact_json)
 
     chat.__name__ = f"{dialect.name}_chat"
@@ -64,6 +83,7 @@ async def list_models(request: web.Request) -> web.Response:
 
 async def get_model(request: web.Request) -> web.Response:
     model_id = request.match_info["model_id"]
+    request[RECORD].model_asked = clip(model_id, MODEL_LOG_CHARS)
     catalog = request.app[SERVICES].catalog_for(request.get(MIRROR_CREDENTIALS))
     info = catalog.get(model_id)
     if info is None:
@@ -103,7 +123,15 @@ def openapi_for(settings: Settings) -> dict[str, Any]:
     doc = copy.deepcopy(openapi_base())
     if settings.enable_mirror_api:
         mirror = settings.mirror_api_prefix + "/v1"
-        for path in ("/chat/completions", "/messages", "/messages/count_tokens", "/models", "/models/{model_id}"):
+        for path in (
+            "/chat/completions",
+            "/responses",
+            "/responses/{response_id}",
+            "/messages",
+            "/messages/count_tokens",
+            "/models",
+            "/models/{model_id}",
+        ):
             doc["paths"][mirror + path] = doc["paths"]["/v1" + path]
     return doc
 

@@ -11,6 +11,7 @@ import asyncio
 import re
 import time
 import uuid
+from typing import Any
 from urllib.parse import urlsplit
 
 import structlog
@@ -18,11 +19,13 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from claude2api.config import Settings, is_loopback
-from claude2api.core.failures import APIError
+from claude2api.core.failures import APIError, clip
+from claude2api.core.record import RequestRecord
 from claude2api.http.auth import check_api_key, mirror_credentials
 from claude2api.http.listener import GuardedHandler
+from claude2api.http.metrics import CLIENT_GONE_STATUS, METRICS
 from claude2api.http.routes import Access, endpoint_of
-from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.http.services import MIRROR_CREDENTIALS, RECORD, REQUEST_ID, SERVICES
 from claude2api.logs import get_logger
 
 log = get_logger(__name__)
@@ -30,33 +33,76 @@ log = get_logger(__name__)
 #: The browser origin a request may be answered to (CORS), when it is an allowed one.
 ALLOWED_ORIGIN = web.RequestKey("claude2api.allowed_origin", str)
 
+#: Longest error message quoted in an access line.
+ERROR_LOG_CHARS = 300
+
 #: A client's own request id is echoed only when it is short printable ASCII (it goes into logs and headers).
 _REQUEST_ID = re.compile(r"[!-~]{1,128}")
 
 
 @web.middleware
 async def request_context(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Request id on every log line and on the response; one access line per request."""
+    """Request id on every log line and on the response; one access line per request, which says
+    what happened (:class:`~claude2api.core.record.RequestRecord`), and the request's metrics."""
     offered = request.headers.get("x-request-id", "")
     request_id = offered if _REQUEST_ID.fullmatch(offered) else f"req_{uuid.uuid4().hex}"
     request[REQUEST_ID] = request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=request_id)
-    started = time.perf_counter()
+    record = request[RECORD] = RequestRecord()
+    started = record.started = time.perf_counter()
     status = 500
     try:
         response = await handler(request)
         status = response.status
         return response
+    except asyncio.CancelledError:  # the client went away (handler cancellation) or shutdown cut it
+        record.client_gone = True
+        raise
     finally:
+        duration = time.perf_counter() - started
+        status_label = CLIENT_GONE_STATUS if record.client_gone else str(status)
+        route = endpoint_of(request).route.path or "unmatched"
+        request.app[METRICS].observe(record, route, status_label, duration)
         if request.path != "/health":
-            log.info(
-                "request",
-                method=request.method,
-                path=request.path,
-                status=status,
-                duration_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            log_request(request, record, status, duration)
+
+
+def log_request(request: web.Request, record: RequestRecord, status: int, duration: float) -> None:
+    """The request's warning line (what could not be honoured) and its access line."""
+    if record.unhonoured:
+        log.warning("request_not_fully_honoured", model=record.model_asked, unhonoured=record.unhonoured)
+    facts: dict[str, Any] = {
+        "method": request.method,
+        "path": request.path,
+        "status": status,
+        "duration_ms": round(duration * 1000, 1),
+    }
+    if record.dialect is not None:
+        facts.update(
+            dialect=record.dialect,
+            stream=record.stream,
+            model=record.model_asked,
+            model_sent=record.model_sent,
+            account=record.account,
+            accounts_tried=record.accounts_tried,
+            ttft_ms=None if record.first_token_seconds is None else round(record.first_token_seconds * 1000, 1),
+            input_tokens=record.input_tokens,
+            output_tokens=record.output_tokens,
+            tool_calls=record.tool_calls,
+            history_file=record.history_file,
+        )
+    elif record.model_asked is not None:
+        facts["model"] = record.model_asked
+    if record.client_gone:
+        facts["client_gone"] = True
+    if record.error_code is not None:
+        facts.update(error_code=record.error_code, error=record.error)
+    if record.error_code == "model_not_found" and record.model_asked is not None:
+        services = request.app.get(SERVICES)
+        if services is not None:
+            facts["suggestion"] = services.catalog.suggest(record.model_asked)
+    log.info("request", **{k: v for k, v in facts.items() if v is not None})
 
 
 @web.middleware
@@ -82,8 +128,17 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 def error_response(request: web.Request, error: APIError) -> web.Response:
     """``error`` in the shape of the dialect the route table gives this request's endpoint."""
+    record_error(request, error)
     body = endpoint_of(request).dialect.error_body(error, request.get(REQUEST_ID))
     return web.json_response(body, status=error.status, headers=error.headers)
+
+
+def record_error(request: web.Request, error: APIError) -> None:
+    """Note the client's error on the request's record, for its access line."""
+    record = request.get(RECORD)
+    if record is not None:
+        record.error_code = error.code or error.type
+        record.error = clip(str(error.message), ERROR_LOG_CHARS)
 
 
 CORS_ALLOW_HEADERS = (
@@ -132,7 +187,7 @@ async def browser_guard(request: web.Request, handler: Handler) -> web.StreamRes
     origin = request.headers.get("Origin")
     if origin is None:
         return await handler(request)
-    if endpoint_of(request).route.access is Access.ADMIN:
+    if endpoint_of(request).route.access in (Access.ADMIN, Access.METRICS):
         raise _forbidden("The admin API does not answer cross-origin (browser) requests.", "cross_origin_refused")
     allowed = allowed_origin(origin, settings)
     if allowed is None and keyless:
@@ -148,7 +203,7 @@ async def browser_guard(request: web.Request, handler: Handler) -> web.StreamRes
             status=204,
             headers={
                 "Access-Control-Allow-Origin": allowed,
-                "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+                "Access-Control-Allow-Methods": "GET, POST, DELETE, OPTIONS",
                 "Access-Control-Allow-Headers": requested or CORS_ALLOW_HEADERS,
                 "Access-Control-Max-Age": "86400",
                 "Vary": "Origin",
@@ -178,6 +233,16 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not settings.admin_key:
             raise APIError(404, "The admin API is off: set ADMIN_KEY to turn it on.", code="admin_disabled")
         check_api_key(request, (settings.admin_key,))
+        return await handler(request)
+    if access is Access.METRICS:
+        keys = tuple(k for k in (settings.metrics_key, settings.admin_key) if k)
+        if not keys:
+            raise APIError(
+                404,
+                "Metrics are off on this port: set METRICS_KEY (or ADMIN_KEY), or serve them on METRICS_ADDRESS.",
+                code="metrics_disabled",
+            )
+        check_api_key(request, keys)
         return await handler(request)
     check_api_key(request, settings.api_keys)
     return await handler(request)

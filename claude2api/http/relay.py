@@ -17,10 +17,12 @@ from typing import Any
 
 from aiohttp import web
 
-from claude2api.core.failures import UpstreamError, bad_request, upstream_api_error
-from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
+from claude2api.core.failures import APIError, UpstreamError, bad_request, upstream_api_error
+from claude2api.core.record import RequestRecord
+from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop, ToolCallStart
 from claude2api.dialects.base import Collector, Dialect, StreamRenderer
-from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
+from claude2api.http.metrics import METRICS
+from claude2api.http.services import MIRROR_CREDENTIALS, RECORD, REQUEST_ID, SERVICES
 from claude2api.logs import get_logger
 
 log = get_logger(__name__)
@@ -41,18 +43,14 @@ MAX_JSON_DEPTH = 64
 _JSON_STRING = re.compile(rb'"[^"]*"')
 _NOT_BRACKETS_OR_QUOTES = bytes(b for b in range(256) if b not in b'[]{}"')
 _BRACKET_STEPS = bytes.maketrans(b"[]{}", b"\x01\xff\x01\xff")  # +1 / -1 as signed bytes
-#: A ``\\uD800``-``\\uDFFF`` escape: the only way a lone surrogate gets into a UTF-8 body's strings.
-_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 async def read_json(request: web.Request) -> Any:
     """The request body as JSON, or a 400 that says what is wrong with it.
 
-    The body must be UTF-8 (RFC 8259) and nested at most :data:`MAX_JSON_DEPTH` deep. Lone
-    surrogates (``"\\ud800"``: valid JSON, but not text any encoder accepts) become U+FFFD, as a
-    browser's ``TextEncoder`` does: a client that cut an emoji in half should not lose its request,
-    and the half character means nothing anyway. All of it is linear in the body size.
+    The body must be UTF-8 (RFC 8259) and nested at most :data:`MAX_JSON_DEPTH` deep; linear in
+    the body size. Lone surrogates (``"\\ud800"``) are left to the dialect's parser
+    (:func:`claude2api.dialects.base.without_lone_surrogates`), which every caller goes through.
     """
     raw = await request.read()
     if not raw.strip():
@@ -70,8 +68,6 @@ async def read_json(request: web.Request) -> Any:
         raise bad_request(f"The request body is not valid JSON: {exc}") from None
     if json_depth(raw) > MAX_JSON_DEPTH:
         raise too_deep
-    if _SURROGATE_ESCAPE.search(raw):
-        body = _replace_surrogates(body)
     return body
 
 
@@ -89,36 +85,14 @@ def json_depth(raw: bytes) -> int:
     return max(itertools.accumulate(steps), default=0)
 
 
-def _replace_surrogates(body: Any) -> Any:
-    """``body`` with every lone surrogate in its strings (keys included) replaced by U+FFFD.
-
-    Iterative: ``body`` is at most :data:`MAX_JSON_DEPTH` deep, but needs no recursion either way.
-    """
-
-    def fixed(value: Any) -> Any:
-        if isinstance(value, str) and not value.isascii():
-            return _SURROGATE.sub("\ufffd", value)
-        if isinstance(value, (dict, list)):
-            pending.append(value)
-        return value
-
-    root = [body]
-    pending: list[Any] = [root]
-    while pending:
-        node = pending.pop()
-        if isinstance(node, list):
-            node[:] = [fixed(item) for item in node]
-        else:
-            items = [(fixed(key), fixed(value)) for key, value in node.items()]
-            node.clear()
-            node.update(items)
-    return root[0]
-
-
 def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:
     services = request.app[SERVICES]
     ctx = ChatContext(
-        request=chat_request, services=services, request_id=request[REQUEST_ID], dialect=dialect
+        request=chat_request,
+        services=services,
+        request_id=request[REQUEST_ID],
+        dialect=dialect,
+        record=request[RECORD],
     )
     mirror = request.get(MIRROR_CREDENTIALS)
     if mirror is not None:
@@ -155,15 +129,22 @@ async def stream(
 ) -> web.StreamResponse:
     """Relay the chain's events as SSE; a late upstream failure becomes the dialect's error frame,
     typed as its HTTP error would have been (:data:`~claude2api.core.failures.CLIENT_ERRORS`)."""
+    record = request[RECORD]
+    active_streams = request.app[METRICS].active_streams
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
+    active_streams.inc()
     pinger = KeepAlive(response, renderer, keepalive_interval)
+    tool_calls = 0  # counted here, recorded once at the end: nothing per event but this
     try:
         out = b"".join(renderer.feed(event) for event in head)
+        tool_calls = sum(type(event) is ToolCallStart for event in head)
         if out:
             await response.write(out)
         if not renderer.done:
             async for event in events:
+                if type(event) is ToolCallStart:
+                    tool_calls += 1
                 out = renderer.feed(event)
                 if out:
                     pinger.writes += 1
@@ -175,10 +156,20 @@ async def stream(
     except UpstreamError as exc:
         pinger.stop()
         log.warning("stream_failed_after_commit", failure=exc.failure.value, error=exc.message)
-        await _write_quietly(response, dialect.error_frame(renderer, upstream_api_error(exc)))
+        error = upstream_api_error(exc)
+        record.error_code, record.error = error.code or error.type, error.message
+        await _write_quietly(response, dialect.error_frame(renderer, error), record)
+    except APIError as exc:  # the output guard: the reply broke the request's contract (not JSON, no tool call)
+        pinger.stop()
+        log.warning("reply_rejected_after_commit", code=exc.code, error=exc.message)
+        record.error_code, record.error = exc.code or exc.type, exc.message
+        await _write_quietly(response, dialect.error_frame(renderer, exc), record)
     except ConnectionResetError:
+        record.client_gone = True
         log.info("client_disconnected")
     finally:
+        active_streams.dec()
+        record.tool_calls, record.output_tokens = tool_calls, renderer.output_tokens
         pinger.stop()
         await events.aclose()
     return response
@@ -213,25 +204,33 @@ class KeepAlive:
             self._task = None
 
 
-async def collect(events: AsyncGenerator[Event, None], head: list[Event], collector: Collector) -> dict[str, Any]:
+async def collect(
+    events: AsyncGenerator[Event, None], head: list[Event], collector: Collector, record: RequestRecord
+) -> dict[str, Any]:
     """Read the whole reply into the dialect's collector (non-streaming responses)."""
+    tool_calls = 0
     try:
         for event in head:
             collector.feed(event)
+        tool_calls = sum(type(event) is ToolCallStart for event in head)
         if not collector.done:
             async for event in events:
+                if type(event) is ToolCallStart:
+                    tool_calls += 1
                 collector.feed(event)
                 if collector.done and not isinstance(event, Stop):
                     break
     except UpstreamError as exc:
         raise upstream_api_error(exc) from None
     finally:
+        record.tool_calls, record.output_tokens = tool_calls, collector.output_tokens
         await events.aclose()
     return collector.result()
 
 
-async def _write_quietly(response: web.StreamResponse, data: bytes) -> None:
+async def _write_quietly(response: web.StreamResponse, data: bytes, record: RequestRecord) -> None:
     try:
         await response.write(data)
     except ConnectionResetError:
+        record.client_gone = True
         log.info("client_disconnected")

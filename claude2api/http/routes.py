@@ -19,10 +19,12 @@ from claude2api.config import Settings
 from claude2api.dialects.anthropic import ANTHROPIC
 from claude2api.dialects.base import Dialect
 from claude2api.dialects.openai import OPENAI
-from claude2api.http import handlers
+from claude2api.dialects.responses import RESPONSES
+from claude2api.http import handlers, responses
+from claude2api.http.metrics import metrics_handler
 
 #: Every dialect by name.
-DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC)}
+DIALECTS: dict[str, Dialect] = {d.name: d for d in (OPENAI, ANTHROPIC, RESPONSES)}
 
 
 class Access(enum.Enum):
@@ -30,6 +32,7 @@ class Access(enum.Enum):
     API_KEY = "api_key"  # an API key when APIKEY is set; free under the mirror prefix
     CHAT = "chat"  # an API key; under the mirror prefix, the caller's own claude.ai session key
     ADMIN = "admin"  # the admin key; the route is off without one
+    METRICS = "metrics"  # the metrics key or the admin key; off on this port without either
 
 
 class Prefixes(enum.Enum):
@@ -67,7 +70,11 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/health", handlers.health, Prefixes.ROOT, Access.PUBLIC),
     Route("GET", "/openapi.json", handlers.openapi_document, Prefixes.ROOT, Access.PUBLIC),
     Route("GET", "/admin/sessions", handlers.admin_sessions, Prefixes.ROOT, Access.ADMIN),
+    Route("GET", "/metrics", metrics_handler, Prefixes.ROOT, Access.METRICS),
     Route("POST", "/chat/completions", handlers.chat_handler(OPENAI), Prefixes.OPENAI, Access.CHAT, OPENAI),
+    Route("POST", "/responses", responses.create_response, Prefixes.OPENAI, Access.CHAT, RESPONSES),
+    Route("GET", "/responses/{response_id}", responses.get_response, Prefixes.OPENAI, dialect=RESPONSES),
+    Route("DELETE", "/responses/{response_id}", responses.delete_response, Prefixes.OPENAI, dialect=RESPONSES),
     Route("POST", "/messages", handlers.chat_handler(ANTHROPIC), Prefixes.ANTHROPIC, Access.CHAT, ANTHROPIC),
     Route(
         "POST", "/messages/count_tokens", handlers.count_tokens, Prefixes.ANTHROPIC, dialect=ANTHROPIC,
@@ -95,7 +102,7 @@ class Endpoint:
         access = self.route.access
         if self.mirror:
             return access is Access.CHAT
-        return access is Access.ADMIN
+        return access in (Access.ADMIN, Access.METRICS)
 
 
 @dataclass
@@ -115,7 +122,7 @@ class RouteIndex:
             found = self.by_path.get(probe)
             if found is not None:
                 owner = found.route
-                access = Access.ADMIN if owner.access is Access.ADMIN else Access.API_KEY
+                access = owner.access if owner.access in (Access.ADMIN, Access.METRICS) else Access.API_KEY
                 return Endpoint(replace(_UNKNOWN, dialect=owner.dialect, access=access), mirror)
             probe = probe.rpartition("/")[0]
         return Endpoint(_UNKNOWN, mirror)

@@ -24,7 +24,9 @@ from claude2api.core.failures import (
     UpstreamError,
     upstream_api_error,
 )
+from claude2api.core.record import RequestRecord
 from claude2api.core.types import ChatHandler
+from claude2api.dialects.response_store import ResponseStore
 from claude2api.upstream.client import Account, ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
 
@@ -47,6 +49,8 @@ class Services:
     janitor: Janitor
     chain: ChatHandler
     clock: Callable[[], float]
+    #: Finished Responses API exchanges, for ``previous_response_id`` and GET/DELETE.
+    responses: ResponseStore
     #: Mirror-mode sessions claude.ai accepted, most recently used last.
     mirror_sessions: OrderedDict[str, Session] = field(default_factory=OrderedDict)
     #: sha256 of mirror-mode keys claude.ai rejected -> when to forget them.
@@ -148,5 +152,7 @@ def _mirror_rejected_error(message: str) -> APIError:
 
 SERVICES = web.AppKey("claude2api.services", Services)
 REQUEST_ID = web.RequestKey("claude2api.request_id", str)
+#: What happened to the request, for its access line and the metrics (:mod:`claude2api.core.record`).
+RECORD = web.RequestKey("claude2api.record", RequestRecord)
 #: Mirror mode: the caller's own ``(session key, org id)`` from its Bearer token.
 MIRROR_CREDENTIALS = web.RequestKey("claude2api.mirror", tuple)

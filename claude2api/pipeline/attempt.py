@@ -8,7 +8,8 @@ from collections.abc import AsyncIterator
 
 from claude2api.core.catalog import ModelCapabilities, ThinkingIntent, ThinkingPlan, plan_thinking
 from claude2api.core.failures import Failure, UpstreamError
-from claude2api.core.types import ChatContext, Event
+from claude2api.core.tools import offered_tools, tool_wire
+from claude2api.core.types import ChatContext, Event, Stop
 from claude2api.logs import get_logger
 from claude2api.upstream.client import Account
 from claude2api.upstream.protocol import TurnOptions, generation
@@ -45,7 +46,9 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
 
     Whatever fails after the account is known (an upload, the conversation set-up, the completion)
     leaves the conversation to the janitor: stopped if it was generating, deleted unless it finished
-    and CHAT_DELETE is off.
+    and CHAT_DELETE is off. A turn that ended at client tool calls is still generating upstream
+    (claude.ai waits for the results, reference 2026 §1.2): it is stopped and deleted like an
+    abandoned one; no upstream connection outlives the request.
     """
     services = ctx.services
     settings = services.settings
@@ -58,7 +61,7 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         account = await services.pool.account(session, client)
     plan = thinking_plan(ctx)
     conv_id = str(uuid.uuid4())
-    streaming = finished = False
+    streaming = finished = held = False
     task = asyncio.current_task()
     assert task is not None
     services.upstream_tasks.add(task)
@@ -70,16 +73,25 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         for image in ctx.turn.images:
             if image.data is not None:
                 files.append(await client.upload(account, image.data, image.media_type or "application/octet-stream"))
+                ctx.record.uploads += 1
         protocol = generation(settings.upstream_protocol)
+        tools = [tool_wire(t) for t in offered_tools(request)]
         options = TurnOptions(
-            model=request.upstream_model, thinking_mode=plan.thinking_mode, effort=plan.effort, files=files
+            model=request.upstream_model,
+            thinking_mode=plan.thinking_mode,
+            effort=plan.effort,
+            files=files,
+            tools=tools,
         )
         await protocol.open(client, account, conv_id, options)
+        ctx.record.conversations += 1
         body = protocol.completion_body(ctx.turn, options)
+        event: Event | None = None
         async for event in client.completion(account, conv_id, body):
             streaming = True
             yield event
         finished = True
+        held = isinstance(event, Stop) and event.reason == "tool_use"
     except asyncio.CancelledError:
         if not (services.cutting and task.cancelling()):
             raise
@@ -89,5 +101,8 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         services.upstream_tasks.discard(task)
         # A failed or abandoned conversation is always deleted; a finished one when CHAT_DELETE is on.
         services.janitor.schedule(
-            account, conv_id, stop=streaming and not finished, delete=settings.chat_delete or not finished
+            account,
+            conv_id,
+            stop=(streaming and not finished) or held,
+            delete=settings.chat_delete or not finished or held,
         )

@@ -75,6 +75,8 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                             raise no_session_error(exc, ctx) from None
                     tried.add(session)
                     ctx.session = session
+                    ctx.record.accounts_tried = len(tried)
+                    ctx.record.account = session.fingerprint
                     committed = False
                     try:
                         async for event in call_next(ctx):
@@ -89,6 +91,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                             pool.record_success(session)
                         return
                     except UpstreamError as exc:
+                        ctx.record.upstream_failures.append(exc.failure.value)
                         log.warning(
                             "upstream_attempt_failed",
                             session=session.fingerprint,

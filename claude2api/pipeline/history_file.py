@@ -32,6 +32,7 @@ def history_to_file_factory(settings: Any) -> ChatMiddleware:
         if len(ctx.turn.prompt.encode()) > limit:
             ctx.turn.attachments.append(Attachment(HISTORY_FILE_NAME, ctx.turn.prompt, "text/plain"))
             ctx.turn.prompt = replacement
+            ctx.record.history_file = True
         return call_next(ctx)
 
     return history_to_file

@@ -22,6 +22,8 @@ from claude2api.core.types import (
     ImagePart,
     Message,
     TextPart,
+    ToolCall,
+    ToolResult,
 )
 
 # The original spelled the tag <antArtifac>; the real claude.ai tag is <antArtifact>.
@@ -31,7 +33,6 @@ ARTIFACTS_PREAMBLE = (
 )
 # Tool results come back from the client's side of the conversation, hence "Human".
 _ROLE_PREFIXES = {"system": "System: ", "user": "Human: ", "assistant": "Assistant: ", "tool": "Human: "}
-_TOOL_RESULT_HEADER = "[tool result]\n"
 
 
 def build_prompt(
@@ -52,17 +53,24 @@ def build_prompt(
     its ``System:`` either way, as in the original.
     """
     images: list[ImagePart] = []
+    tool_names: dict[str, str] = {}
     paragraphs = [ARTIFACTS_PREAMBLE] if disable_artifacts else []
     for message in messages:
         if message.parts:
-            text = _message_text(message, images)
+            text = _message_text(message, images, tool_names)
             paragraphs.append(_paragraph(message.role, text, no_role_prefix))
     paragraphs.extend(_paragraph("system", text, no_role_prefix) for text in instructions)
     return "".join(paragraphs), images
 
 
-def _message_text(message: Message, images: list[ImagePart]) -> str:
-    """The message's parts as text, appending its images to ``images`` as they are met."""
+def _message_text(message: Message, images: list[ImagePart], tool_names: dict[str, str]) -> str:
+    """The message's parts as text, appending its images to ``images`` as they are met.
+
+    Past tool calls and results are rendered explicitly (reference 2026 §1.6: a plain format of our
+    own, not claude.ai's internal markup): ``<tool_call id=… name=…>{arguments}</tool_call>`` and
+    ``<tool_result id=… name=… [is_error="true"]>…</tool_result>``; the ``toolu_…`` ids tie a
+    result to its call, and ``tool_names`` remembers each call's name for its result.
+    """
     pieces = []
     for part in message.parts:
         if isinstance(part, TextPart):
@@ -70,8 +78,26 @@ def _message_text(message: Message, images: list[ImagePart]) -> str:
         elif isinstance(part, ImagePart):
             images.append(part)
             pieces.append(f"[image {len(images)}]")
-    text = "\n\n".join(pieces)
-    return _TOOL_RESULT_HEADER + text if message.role == "tool" else text
+        elif isinstance(part, ToolCall):
+            tool_names[part.id] = part.name
+            pieces.append(f'<tool_call id="{part.id}" name="{part.name}">{part.arguments}</tool_call>')
+        elif isinstance(part, ToolResult):
+            pieces.append(_tool_result_text(part, images, tool_names))
+    return "\n\n".join(pieces)
+
+
+def _tool_result_text(result: ToolResult, images: list[ImagePart], tool_names: dict[str, str]) -> str:
+    inner = []
+    for part in result.content:
+        if isinstance(part, TextPart):
+            inner.append(part.text)
+        else:
+            images.append(part)
+            inner.append(f"[image {len(images)}]")
+    name = tool_names.get(result.call_id, result.call_id.removeprefix("function:"))
+    error = ' is_error="true"' if result.is_error else ""
+    body = "\n".join(inner)
+    return f'<tool_result id="{result.call_id}" name="{name}"{error}>\n{body}\n</tool_result>'
 
 
 def _paragraph(role: str, text: str, no_role_prefix: bool) -> str:

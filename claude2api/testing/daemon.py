@@ -13,6 +13,7 @@ from aiohttp import web
 
 from claude2api.config import Settings, load_settings
 from claude2api.http.app import create_app, make_runner
+from claude2api.http.metrics import start_metrics_listener
 from claude2api.http.services import SERVICES, Services
 
 TEST_API_KEY = "sk-test-claude2api"
@@ -25,6 +26,8 @@ class Daemon:
     app: web.Application
     url: str  # e.g. "http://127.0.0.1:PORT", no trailing slash
     api_key: str | None
+    #: The METRICS_ADDRESS listener's base URL, when the settings have one (its port is picked freely).
+    metrics_url: str | None = None
 
     @property
     def services(self) -> Services:
@@ -59,7 +62,16 @@ async def run_daemon(settings: Settings, *, clock: Callable[[], float] = time.ti
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(READY_TIMEOUT):
                 await watcher.ready.wait()
+    metrics_runner = metrics_url = None
+    if settings.metrics_address:
+        metrics_runner = await start_metrics_listener(runner.app, "127.0.0.1", 0)
+        metrics_host, metrics_port = metrics_runner.addresses[0][:2]
+        metrics_url = f"http://{metrics_host}:{metrics_port}"
     try:
-        yield Daemon(runner.app, f"http://{host}:{port}", settings.api_keys[0] if settings.api_keys else None)
+        yield Daemon(
+            runner.app, f"http://{host}:{port}", settings.api_keys[0] if settings.api_keys else None, metrics_url
+        )
     finally:
+        if metrics_runner is not None:
+            await metrics_runner.cleanup()
         await runner.cleanup()

@@ -323,7 +323,7 @@ class Faults:
     ``reset_before_headers``: the connection is aborted before any response byte.
     ``stall_before_headers``: seconds of silence before the response starts.
     ``reset_after_frames`` / ``stall_after_frames``: after that many frames, abort the connection
-    or pause ``stall_seconds`` (then go on).
+    (a moment later, once they have arrived) or pause ``stall_seconds`` (then go on).
     ``truncate_after_frames``: after that many frames, send the next frame's JSON cut in half,
     then end the stream cleanly (no ``message_stop``).
     ``long_line_bytes``: the first text delta carries this many extra bytes of text (one SSE line
@@ -1154,7 +1154,9 @@ class FakeClaude:
         """Listen on *host*:*port* (0 = any free port) and set :attr:`base_url`."""
         self._runner = web.AppRunner(self._app(), access_log=None, shutdown_timeout=1.0)
         await self._runner.setup()
-        await web.TCPSite(self._runner, host, port).start()
+        # claude.ai's edge does not drop connection bursts; aiohttp's default queue of 128 would
+        # (Linux then drops SYNs, resent after 1, 3, 7... s), so a load test would measure that.
+        await web.TCPSite(self._runner, host, port, backlog=4096).start()
         bound_port = self._runner.addresses[0][1]
         self.base_url = str(URL.build(scheme="http", host=host, port=bound_port))
 
@@ -1610,6 +1612,7 @@ class FakeClaude:
         try:
             for sent, frame in enumerate(turn.events()):
                 if sent == faults.reset_after_frames:
+                    await asyncio.sleep(_RESET_GRACE)
                     _abort(request)
                     return resp
                 if sent == faults.truncate_after_frames:
@@ -2169,6 +2172,12 @@ class FakeClaude:
         """Deleting a conversation deletes its wiggle uploads; legacy uploads stay."""
         for file_uuid in [k for k, v in self.uploads.items() if v.get("conversation") == conv_id]:
             del self.uploads[file_uuid]
+
+
+#: Seconds between the last frame and a mid-stream reset. A connection breaking mid-generation
+#: does so after the frames before it arrived; a reset in the same instant would race the reader
+#: (aiohttp drops what it had buffered but not yet handed out when the connection fails).
+_RESET_GRACE = 0.2
 
 
 def _abort(request: web.Request) -> None:

@@ -84,6 +84,7 @@ class ClaudeWebClient:
         base_url: str,
         clock: Callable[[], float] = time.time,
         first_byte_timeout: float | None = None,
+        tool_call_idle: float = 1.5,
     ) -> None:
         self.http = http
         self.base_url = base_url.rstrip("/")
@@ -91,6 +92,8 @@ class ClaudeWebClient:
         #: Seconds a completion has to deliver its headers and first bytes (a silent upstream would
         #: otherwise hold the request for the whole read timeout).
         self.first_byte_timeout = first_byte_timeout
+        #: Seconds of silence after a client tool call that end the turn (claude.ai holds it open).
+        self.tool_call_idle = tool_call_idle
 
     # -- plumbing -------------------------------------------------------------------------------
 
@@ -219,7 +222,8 @@ class ClaudeWebClient:
         )
 
     async def completion(self, account: Account, conv_id: str, body: dict[str, Any]) -> AsyncIterator[Event]:
-        """Send a turn and yield its neutral events until ``message_stop``."""
+        """Send a turn and yield its neutral events until ``message_stop``, or until a turn paused at
+        client tool calls (see :class:`StreamTranslator`) pings or stays silent ``tool_call_idle`` s."""
         url = f"{self.base_url}/api/organizations/{account.org_id}/chat_conversations/{conv_id}/completion"
         headers = self._headers(account.key, f"/chat/{conv_id}", accept="text/event-stream")
         loop = asyncio.get_running_loop()
@@ -234,10 +238,13 @@ class ClaudeWebClient:
             if resp.status != 200:
                 error_body = await resp.content.read(_MAX_ERROR_BODY)
                 raise classify_response(resp.status, resp.headers, error_body, self.clock(), body.get("model"))
-            parser = SSEParser()
+            client_tools = frozenset(
+                t["name"] for t in body.get("tools") or () if isinstance(t, dict) and "type" not in t
+            )
+            parser = SSEParser(comments=bool(client_tools))
             # In-stream windows are not attributed to this turn's model: the turn was served, so an
             # exhausted window that names no model is another model's (a 429 names the refused one).
-            stream = StreamTranslator(self.clock)
+            stream = StreamTranslator(self.clock, client_tools)
             waiting = None if first_byte_by is None else max(0.0, first_byte_by - loop.time())
             chunk = await asyncio.wait_for(resp.content.readany(), waiting)
             while chunk:  # iter_any() by hand, so that the first read alone has the deadline
@@ -246,7 +253,14 @@ class ClaudeWebClient:
                         yield item
                     if stream.done:
                         return
-                chunk = await resp.content.readany()
+                if stream.paused:
+                    try:
+                        chunk = await asyncio.wait_for(resp.content.readany(), self.tool_call_idle)
+                    except TimeoutError:
+                        yield stream.pause_end()
+                        return
+                else:
+                    chunk = await resp.content.readany()
             for event, data in parser.close():
                 for item in stream.handle(event, data):
                     yield item

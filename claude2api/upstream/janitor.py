@@ -28,8 +28,6 @@ log = get_logger(__name__)
 
 #: The longest pause between two attempts at one clean-up.
 MAX_BACKOFF_SECONDS = 600.0
-#: Clean-ups retried at the same time.
-RETRY_CONCURRENCY = 8
 #: Failures that pass: claude.ai down, blocking or limiting us. Others (a dead key, 4xx) will not.
 RETRYABLE = frozenset({Failure.TRANSIENT, Failure.OVERLOADED, Failure.BLOCKED, Failure.RATE_LIMITED, Failure.REQUEST_RATE})
 
@@ -104,16 +102,23 @@ class Janitor:
         retry_hours: float = 6.0,
         retry_delay: float = 2.0,
         queue_max: int = 10_000,
+        concurrency: int = 32,
     ) -> None:
         self.client = client
         self.pool = pool
         self.retry_window = retry_hours * 3600
         self.retry_delay = retry_delay
         self.queue_max = queue_max
+        #: Clean-ups (first attempts and retries) talking to claude.ai at once. Thousands of streams
+        #: ending together (a restart, a load balancer dropping clients) would otherwise open as
+        #: many connections at once: connect storms overflow listen queues and time out.
+        self._limit = asyncio.Semaphore(concurrency)
         self._tasks: set[asyncio.Task[None]] = set()
         self._queue: dict[str, Cleanup] = {}
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        #: Conversations deleted since start (the metrics read it).
+        self.deleted = 0
         pool.pending_cleanup = self.pending_by_session
         if pool.state is not None:
             pool.state.sources["cleanup"] = self.records
@@ -175,6 +180,11 @@ class Janitor:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    @property
+    def pending(self) -> int:
+        """Clean-ups waiting for a retry."""
+        return len(self._queue)
+
     def pending_by_session(self) -> Counter[str]:
         return Counter(entry.session_id for entry in self._queue.values())
 
@@ -184,12 +194,13 @@ class Janitor:
         return [e.record(loop_now, wall_now) for e in self._queue.values() if e.mirror_key is None]
 
     async def _first_attempt(self, entry: Cleanup) -> None:
-        if not await self._attempt(entry):
+        async with self._limit:
+            done = await self._attempt(entry)
+        if not done:
             self._retry_later(entry)
 
     async def _retry_forever(self) -> None:
         loop = asyncio.get_running_loop()
-        limit = asyncio.Semaphore(RETRY_CONCURRENCY)
         while True:
             self._wake.clear()
             now = loop.time()
@@ -197,15 +208,15 @@ class Janitor:
             if due:
                 for entry in due:
                     entry.due = math.inf  # in hand: not due again until this attempt is over
-                await asyncio.gather(*(self._retry(entry, limit) for entry in due))
+                await asyncio.gather(*(self._retry(entry) for entry in due))
                 continue
             next_due = min((e.due for e in self._queue.values()), default=None)
             timeout = None if next_due is None else next_due - now
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
 
-    async def _retry(self, entry: Cleanup, limit: asyncio.Semaphore) -> None:
-        async with limit:
+    async def _retry(self, entry: Cleanup) -> None:
+        async with self._limit:
             done = await self._attempt(entry)
         del self._queue[entry.conversation]
         if done:
@@ -250,6 +261,7 @@ class Janitor:
             log.warning("delete_failed", session=session_print, conversation=entry.conversation,
                         attempt=entry.attempts + 1, error=exc.message)
             return exc.failure not in RETRYABLE
+        self.deleted += 1
         log.debug("conversation_deleted", session=session_print, conversation=entry.conversation)
         return True
 

@@ -35,13 +35,14 @@ NORMAL_STYLE = {
 class TurnOptions:
     """What the pipeline decided for this turn, beyond the prompt: the claude.ai model id (``None``:
     the account default), the model's ``thinking_mode`` and ``effort`` exactly as
-    :func:`~claude2api.core.catalog.plan_thinking` decided them (``None``: leave the field out) and
-    the uploaded files."""
+    :func:`~claude2api.core.catalog.plan_thinking` decided them (``None``: leave the field out), the
+    uploaded files and the client's tools in claude.ai's form (:func:`claude2api.core.tools.tool_wire`)."""
 
     model: str | None = None
     thinking_mode: str | None = None
     effort: str | None = None
     files: list[str] = field(default_factory=list)
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def thinking(self) -> bool:
@@ -65,7 +66,7 @@ def _common_body(turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
         "timezone": "UTC",
         "locale": "en-US",
         "personalized_styles": [NORMAL_STYLE],
-        "tools": [],
+        "tools": options.tools,
         "attachments": [attachment_wire(a) for a in turn.attachments],
         "files": options.files,
         "sync_sources": [],

@@ -11,18 +11,23 @@ from __future__ import annotations
 import re
 
 _LINE_END = re.compile(rb"\r\n|\r|\n")
+#: The ``event`` of a comment line when comments are surfaced (no real event name starts with ":").
+COMMENT = ":"
 
 
 class SSEParser:
     """Feed raw bytes; get back complete ``(event, data)`` pairs in order.
 
     ``event`` is the ``event:`` field or ``None``; ``data`` is the ``data:`` lines joined by
-    ``\\n`` (as bytes, ready for ``json.loads``). Comments and unknown fields are ignored.
+    ``\\n`` (as bytes, ready for ``json.loads``). Unknown fields are ignored, and so are comments
+    unless ``comments`` is set: then each comment line comes out at once as ``(COMMENT, text)``
+    (claude.ai's ``: ping`` keep-alives tell that a paused turn is waiting, reference 2026 §0.4).
     """
 
-    __slots__ = ("_data", "_event", "_tail")
+    __slots__ = ("_comments", "_data", "_event", "_tail")
 
-    def __init__(self) -> None:
+    def __init__(self, *, comments: bool = False) -> None:
+        self._comments = comments
         self._tail = b""
         self._event: str | None = None
         self._data: list[bytes] = []
@@ -56,6 +61,8 @@ class SSEParser:
                 data.append(value[1:] if value[:1] == b" " else value)
             elif name == b"event":
                 event = (value[1:] if value[:1] == b" " else value).decode("utf-8", "replace")
+            elif not name and self._comments:
+                frames.append((COMMENT, value))
         self._event, self._data = event, data
         return frames
 
@@ -76,6 +83,8 @@ class SSEParser:
             self._data = []
             return
         if line[0] == 0x3A:  # ":" comment
+            if self._comments:
+                frames.append((COMMENT, line[1:]))
             return
         name, sep, value = line.partition(b":")
         if sep and value[:1] == b" ":

@@ -8,20 +8,38 @@ from typing import Any
 
 from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.limits import parse_message_limit
-from claude2api.core.types import Event, Stop, TextDelta, ThinkingDelta
+from claude2api.core.types import (
+    Event,
+    Stop,
+    TextDelta,
+    ThinkingDelta,
+    ToolCallDelta,
+    ToolCallEnd,
+    ToolCallStart,
+)
 from claude2api.upstream.classify import classify_stream_error
+from claude2api.upstream.sse import COMMENT
 
 
 class StreamTranslator:
-    """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped."""
+    """claude.ai's web stream -> neutral events; web-only frames and built-in tool blocks are dropped.
 
-    __slots__ = ("blocks", "clock", "done", "model", "stop_reason", "stop_sequence")
+    ``tool_use`` blocks of the client's tools (``client_tools``: their names) become tool-call
+    events. claude.ai does not end a turn at a client tool call: it holds the response open with
+    comment pings, waiting for results (reference 2026 §1.2). Once such a block has ended
+    (:attr:`paused`), the next comment ends the turn here with ``Stop("tool_use")``; so does a
+    silence, which the reader times (:meth:`pause_end`).
+    """
 
-    def __init__(self, clock: Callable[[], float], model: str | None = None) -> None:
+    __slots__ = ("blocks", "calls", "client_tools", "clock", "done", "paused", "stop_reason", "stop_sequence")
+
+    def __init__(self, clock: Callable[[], float], client_tools: frozenset[str] = frozenset()) -> None:
         self.clock = clock
-        #: The turn's claude.ai model: a per-model window claude.ai does not name binds it.
-        self.model = model
+        self.client_tools = client_tools
         self.blocks: dict[int, str] = {}
+        #: Upstream block index -> our tool-call index (0, 1, ... in the order they started).
+        self.calls: dict[int, int] = {}
+        self.paused = False
         self.stop_reason: str | None = None
         self.stop_sequence: str | None = None
         self.done = False
@@ -30,6 +48,8 @@ class StreamTranslator:
     _raw_decode = json.JSONDecoder().raw_decode
 
     def handle(self, event: str | None, data: bytes) -> list[Event]:
+        if event == COMMENT:
+            return [self.pause_end()] if self.paused else []
         try:
             frame = self._parse(data)
         except ValueError:
@@ -41,18 +61,29 @@ class StreamTranslator:
             return self._delta(frame)
         if kind == "content_block_start":
             block = frame.get("content_block") or {}
-            self.blocks[frame.get("index", -1)] = block.get("type", "")
+            index = frame.get("index", -1)
+            self.blocks[index] = block_type = block.get("type", "")
+            if block_type == "tool_use" and block.get("name") in self.client_tools:
+                return self._call_start(index, block)
             return []
+        if kind == "content_block_stop":
+            call = self.calls.get(frame.get("index", -1))
+            if call is None:
+                return []
+            self.paused = True
+            return [ToolCallEnd(call)]
         if kind == "message_delta":
             delta = frame.get("delta") or {}
             self.stop_reason = delta.get("stop_reason") or self.stop_reason
             self.stop_sequence = delta.get("stop_sequence") or self.stop_sequence
             return []
         if kind == "message_limit":
-            limit = parse_message_limit(frame.get("message_limit"), self.model)
+            limit = parse_message_limit(frame.get("message_limit"))
             return [limit] if limit is not None else []
         if kind == "message_stop":
             self.done = True
+            if self.calls:
+                return [Stop("tool_use")]
             return [Stop(self.stop_reason or "end_turn", self.stop_sequence)]
         if kind == "error":
             raise classify_stream_error(frame.get("error"), self.clock())
@@ -82,7 +113,23 @@ class StreamTranslator:
         if dtype == "thinking_delta" and block in (None, "thinking"):
             text = delta.get("thinking") or ""
             return [ThinkingDelta(text)] if text else []
+        if dtype == "input_json_delta":
+            call = self.calls.get(frame.get("index", -1))
+            piece = delta.get("partial_json")
+            if call is not None and isinstance(piece, str) and piece:
+                return [ToolCallDelta(call, piece)]
         return []
+
+    def _call_start(self, index: int, block: dict[str, Any]) -> list[Event]:
+        call = self.calls[index] = len(self.calls)
+        self.paused = False
+        call_id = block.get("id")
+        return [ToolCallStart(call, call_id if isinstance(call_id, str) else f"toolu_{call}", block["name"])]
+
+    def pause_end(self) -> Event:
+        """End a turn paused at client tool calls: the model waits for results we will not send."""
+        self.done = True
+        return Stop("tool_use")
 
     def _legacy(self, frame: dict[str, Any]) -> list[Event]:
         events: list[Event] = []
@@ -95,7 +142,9 @@ class StreamTranslator:
         return events
 
     def end_of_stream(self) -> Event:
-        """The stream closed without ``message_stop``: fine after a stop reason, else a failure."""
+        """The stream closed without ``message_stop``: fine after a stop reason or a tool call, else a failure."""
+        if self.calls:
+            return self.pause_end()
         if self.stop_reason:
             self.done = True
             return Stop(self.stop_reason, self.stop_sequence)
