@@ -323,7 +323,7 @@ def test_system_messages_inside_messages() -> None:
     assert prompt == "Human: hi\n\nSystem: Agents: A, B\n\nSystem: Be brief\n\nHuman: go\n\n"
     with pytest.raises(APIError) as info:
         parse_messages_request({"model": MODEL, "messages": [{"role": "system", "content": [{"type": "image"}]}]}, CATALOG)
-    assert info.value.status == 400 and info.value.param == "messages.0.content.0"
+    assert info.value.status == 400 and str(info.value.param).startswith("messages.0.content.0")
 
 
 def test_think_model_suffix() -> None:

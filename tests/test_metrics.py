@@ -110,8 +110,8 @@ async def test_traffic_moves_the_counters_and_histograms(fake: FakeClaude, make_
 async def test_upstream_errors_by_failure_kind_and_account_states(fake: FakeClaude, make_daemon) -> None:
     fake.add_account()
     broken = fake.add_account()
-    broken.behaviour = "dead"
     daemon = await make_daemon(env=KEYS)
+    broken.behaviour = "dead"  # after start: found by a request, not by the start-up account check
     before = await scrape(daemon)
     async with sdk(daemon) as client:
         for _ in range(2):  # the dead account is tried once, then parked
@@ -227,9 +227,10 @@ def log_lines(stream: io.StringIO, event: str) -> list[dict]:
 
 
 async def test_access_line_says_what_happened(fake: FakeClaude, make_daemon, log_output: io.StringIO) -> None:
-    fake.add_account().behaviour = "dead"
+    doomed = fake.add_account()
     fake.add_account()
     daemon = await make_daemon(env={"MAX_CHAT_HISTORY_LENGTH": "10"})
+    doomed.behaviour = "dead"  # after start: found by this request, not by the start-up account check
     async with sdk(daemon) as client:
         stream = await client.chat.completions.create(**ask(model=MODEL + "-think", stream=True))
         async for _ in stream:

@@ -169,14 +169,14 @@ class StateCollector(Collector):
 
 def usage_windows(session: Mapping[str, Any]) -> dict[str, float]:
     """Utilization per window from a pool snapshot entry: its ``windows`` (a mapping of name to
-    utilization, or a list of ``{"name", "utilization"}``) when the pool reports them, else its
+    utilization, or a list of ``{"key"/"name", "utilization"}``) when the pool reports them, else its
     overall ``utilization`` as window ``max``."""
     windows = session.get("windows")
     found: dict[str, float] = {}
     if isinstance(windows, Mapping):
         items: list[tuple[Any, Any]] = list(windows.items())
-    elif isinstance(windows, list):
-        items = [(w.get("name"), w.get("utilization")) for w in windows if isinstance(w, Mapping)]
+    elif isinstance(windows, list) and windows:
+        items = [(w.get("key") or w.get("name"), w.get("utilization")) for w in windows if isinstance(w, Mapping)]
     else:
         items = [("max", session.get("utilization"))]
     for name, utilization in items:
