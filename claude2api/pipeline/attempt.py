@@ -17,7 +17,7 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
 
     Whatever fails after the account is known (an upload, the conversation set-up, the completion)
     leaves the conversation to the janitor: stopped if it was generating, deleted unless it finished
-    and CHAT_DELETE is off.
+    and CHAT_DELETE is off; the files uploaded into it go with it.
     """
     services = ctx.services
     settings = services.settings
@@ -30,21 +30,29 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         account = await services.pool.account(session, client)
     effort = request.thinking.effort if request.thinking else None
     conv_id = str(uuid.uuid4())
-    streaming = finished = False
+    streaming = finished = uploaded_into_conversation = False
     task = asyncio.current_task()
     assert task is not None
     services.upstream_tasks.add(task)
     try:
-        # Inside the try: a failing upload is cleaned up like a failed completion. (In the 2025 flow
-        # uploads are account-level files that a conversation references; the 2026 flow will upload
-        # through the conversation, after it exists.)
-        files: list[str] = []
+        # Inside the try: a failing upload is cleaned up like a failed completion. The conversation
+        # is opened first (2025: created; 2026: nothing, its id is ours already), then the files go
+        # into it (wiggle, reference 2026 §3.1), so deleting it deletes them.
+        protocol = generation(settings.upstream_protocol)
+        options = TurnOptions(model=request.upstream_model, thinking_effort=effort)
+        await protocol.open(client, account, conv_id, options)
         for image in ctx.turn.images:
             if image.data is not None:
-                files.append(await client.upload(account, image.data, image.media_type or "application/octet-stream"))
-        protocol = generation(settings.upstream_protocol)
-        options = TurnOptions(model=request.upstream_model, thinking_effort=effort, files=files)
-        await protocol.open(client, account, conv_id, options)
+                media_type = image.media_type or "application/octet-stream"
+                upload = await services.uploader.upload(account, conv_id, image.data, media_type)
+                options.files.append(upload.file_uuid)
+                uploaded_into_conversation |= upload.in_conversation
+        for document in ctx.turn.documents:
+            if document.data is not None:
+                media_type = document.media_type or "application/octet-stream"
+                upload = await services.uploader.upload(account, conv_id, document.data, media_type, document.filename)
+                options.files.append(upload.file_uuid)
+                uploaded_into_conversation |= upload.in_conversation
         body = protocol.completion_body(ctx.turn, options)
         async for event in client.completion(account, conv_id, body):
             streaming = True
@@ -59,5 +67,9 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         services.upstream_tasks.discard(task)
         # A failed or abandoned conversation is always deleted; a finished one when CHAT_DELETE is on.
         services.janitor.schedule(
-            account, conv_id, stop=streaming and not finished, delete=settings.chat_delete or not finished
+            account,
+            conv_id,
+            stop=streaming and not finished,
+            delete=settings.chat_delete or not finished,
+            has_uploads=uploaded_into_conversation,
         )
