@@ -347,6 +347,10 @@ class Settings:
     max_images_per_request: int = _setting(20, _integer(0))
     #: Total bytes of one request's images (inline and downloaded).
     max_image_bytes_per_request: int = _setting(50 * 1024 * 1024, _integer(1))
+    #: Documents (PDFs, office and text files) one request may carry, inline and URL; 0 refuses documents.
+    max_documents_per_request: int = _setting(20, _integer(0))
+    #: Total bytes of one request's documents (inline and downloaded).
+    max_document_bytes_per_request: int = _setting(30 * 1024 * 1024, _integer(1))
     cooldown_default_seconds: float = _setting(3600.0, _number(positive=False))
     request_rate_cooldown_seconds: float = _setting(60.0, _number(positive=False))
     #: SSE keep-alive comment interval; 0 disables.

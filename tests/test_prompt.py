@@ -34,6 +34,8 @@ def settings(**overrides):
         "image_fetch_allow_private": True,
         "max_images_per_request": 20,
         "max_image_bytes_per_request": 50 * 1024 * 1024,
+        "max_documents_per_request": 20,
+        "max_document_bytes_per_request": 30 * 1024 * 1024,
     }
     return SimpleNamespace(**(values | overrides))
 

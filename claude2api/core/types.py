@@ -34,8 +34,8 @@ class ImagePart:
 
 @dataclass(slots=True)
 class DocumentPart:
-    """A document the client sent (PDF, text...): inline bytes, a URL still to download, or text.
-    Not parsed yet; the files feature fills and uploads it."""
+    """A document the client sent (see :mod:`claude2api.core.documents`): bytes to upload (PDF,
+    office files), a text file's ``text`` (sent inline), or a URL the document middleware downloads."""
 
     media_type: str | None = None
     data: bytes | None = None
@@ -152,6 +152,8 @@ class Attachment:
     file_name: str
     content: str
     file_type: str = "text/plain"
+    #: A client's text document (shown to claude.ai as a user's file), not one of our own.
+    document: bool = False
 
 
 @dataclass(slots=True)
@@ -161,6 +163,8 @@ class UpstreamTurn:
     prompt: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     images: list[ImagePart] = field(default_factory=list)
+    #: Documents to upload (PDFs, office files); text documents go in ``attachments`` instead.
+    documents: list[DocumentPart] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------

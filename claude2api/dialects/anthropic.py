@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from claude2api.core.catalog import ModelCatalog
+from claude2api.core.documents import DocumentError, document_from_base64, document_from_text
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
@@ -32,6 +33,7 @@ from claude2api.core.tools import (
 )
 from claude2api.core.types import (
     ChatRequest,
+    DocumentPart,
     Event,
     ImagePart,
     Message,
@@ -431,20 +433,42 @@ def _decode_base64_image(media_type: object, data: object, path: str) -> ImagePa
 
 
 def _document_block(block: dict[str, Any], path: str) -> list[Part]:
-    """Text documents become text under their title; binary ones (PDF) would need an upload."""
+    """A document: base64 (PDF, office, text), plain text, URL (downloaded later) or inline content
+    blocks. ``title`` names the file; ``context`` follows it as text."""
     kind, source = _source(block)
-    data = source.get("data")
-    if kind == "text" and isinstance(data, str):
-        parts: list[Part] = [TextPart(data)] if data else []
-    elif kind == "content":
-        parts = _parse_content(source.get("content"), f"{path}.source.content")
-    else:
-        raise bad_request(
-            f"{path}.source: only text documents are supported (source type 'text' or 'content')",
-            param=f"{path}.source",
-        )
     title = block.get("title")
-    return _headed(f"[document: {title}]", parts) if isinstance(title, str) and title else parts
+    filename = title if isinstance(title, str) and title else None
+    media_type, data = source.get("media_type"), source.get("data")
+    if media_type is not None and not isinstance(media_type, str):
+        raise bad_request(f"{path}.source.media_type: Input should be a valid string", param=f"{path}.source.media_type")
+    parts: list[Part]
+    try:
+        if kind == "base64" and isinstance(data, str):
+            parts = [document_from_base64(data, media_type, filename)]
+        elif kind == "text" and isinstance(data, str):
+            parts = [document_from_text(data, media_type, filename)]
+        elif kind == "url":
+            parts = [DocumentPart(url=_http_url(source.get("url"), f"{path}.source.url"), filename=filename)]
+        elif kind == "content":
+            parts = _parse_content(source.get("content"), f"{path}.source.content")
+            parts = _headed(f"[document: {title}]", parts) if filename else parts
+        elif kind == "file":
+            raise bad_request(
+                f"{path}.source: file sources (Files API file ids) are not supported: claude2api has no Files API;"
+                " send the document inline (base64 or text) or by URL",
+                param=f"{path}.source",
+            )
+        else:
+            raise bad_request(
+                f"{path}.source: expected a source of type 'base64', 'text', 'url' or 'content' with its data",
+                param=f"{path}.source",
+            )
+    except DocumentError as exc:
+        raise bad_request(f"{path}.source: {exc}", param=f"{path}.source") from None
+    context = block.get("context")
+    if isinstance(context, str) and context:
+        parts.append(TextPart(f"[document context: {context}]"))
+    return parts
 
 
 def _tool_use_block(block: dict[str, Any], path: str) -> list[Part]:

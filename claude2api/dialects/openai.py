@@ -8,8 +8,6 @@ usage chunk only when ``stream_options.include_usage`` asked for it, then ``data
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import time
@@ -19,6 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from claude2api.core.catalog import ModelCatalog, ModelInfo
+from claude2api.core.dataurl import decode_data_url
+from claude2api.core.documents import DocumentError, document_from_data_url
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
@@ -74,8 +74,6 @@ MAX_STOPS = 4
 #: Reasoning echoed back by front-ends inside assistant content (``<think>`` / ``<thinking>``).
 _THINK_OPEN = re.compile(r"<(think|thinking)>", re.IGNORECASE)
 _THINK_CLOSE = {name: re.compile(rf"</{name}>\s*", re.IGNORECASE) for name in ("think", "thinking")}
-_DATA_URL = re.compile(r"([^,]*),(.*)", re.DOTALL)  # after "data:"
-_URLSAFE_B64 = str.maketrans("-_", "+/")
 
 _JSON_OBJECT_INSTRUCTION = (
     "Answer with exactly one valid JSON object and nothing else: no prose before or after it, "
@@ -399,6 +397,8 @@ def _parse_part(part: object, param: str) -> Part:
         text = part.get(kind)  # type: ignore[union-attr]
         if isinstance(text, str):
             return TextPart(text)
+    elif kind == "file":
+        return _parse_file(part.get("file"), param)  # type: ignore[union-attr]
     elif kind == "image_url":
         image = part.get("image_url")  # type: ignore[union-attr]
         url = image.get("url") if isinstance(image, dict) else image  # a bare string from some clients
@@ -406,7 +406,7 @@ def _parse_part(part: object, param: str) -> Part:
             return parse_image_url(url, param)
     else:
         raise bad_request(
-            f"Unsupported content part type {clip(repr(kind))} in '{param}': only text and image_url are supported.",
+            f"Unsupported content part type {clip(repr(kind))} in '{param}': only text, image_url and file are supported.",
             param=param,
         )
     raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
@@ -423,20 +423,15 @@ def parse_image_url(url: str, param: str) -> ImagePart:
 
 
 def _decode_data_url(url: str, param: str) -> ImagePart:
-    match = _DATA_URL.fullmatch(url, 5)
-    header = match.group(1).split(";") if match else []
-    media_type = header[0].strip().lower() if header else ""
-    if not match or header[-1].strip().lower() != "base64" or not is_image_media_type(media_type):
+    declared = url[5:].split(",", 1)[0].split(";")
+    if len(declared) < 2 or not is_image_media_type(declared[0].strip().lower()):
         raise bad_request(
             f"Invalid image data URL in '{param}': expected data:image/<type>;base64,<data>.", param=param
         )
-    data = "".join(match.group(2).split()).translate(_URLSAFE_B64).rstrip("=")
     try:
-        decoded = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if not decoded:
-        raise bad_request(f"Invalid base64 image data in '{param}'.", param=param)
+        media_type, decoded = decode_data_url(url)
+    except ValueError:
+        raise bad_request(f"Invalid base64 image data in '{param}'.", param=param) from None
     return ImagePart(media_type=media_type, data=decoded)
 
 
@@ -457,6 +452,39 @@ def _parse_tool_calls(message: dict[str, Any], i: int) -> list[Part]:
     if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
         calls.append(ToolCall(f"function:{legacy['name']}", legacy["name"], _arguments(legacy.get("arguments"))))
     return calls
+def _parse_file(file: object, param: str) -> Part:
+    """A ``file`` part: ``file_data`` (a data: URL or bare base64) with its ``filename``. File ids
+    need OpenAI's Files API, which claude2api does not have."""
+    if not isinstance(file, dict):
+        raise bad_request(f"Invalid content part '{param}': malformed 'file' part.", param=param)
+    if file.get("file_id") is not None and file.get("file_data") is None:
+        raise bad_request(
+            f"Unsupported 'file_id' in '{param}.file': file ids are not supported, as claude2api has no Files API;"
+            " send the file inline as 'file_data' (a data: URL) with its 'filename'.",
+            param=f"{param}.file.file_id",
+        )
+    data, filename = file.get("file_data"), file.get("filename")
+    if not isinstance(data, str) or not data or (filename is not None and not isinstance(filename, str)):
+        raise bad_request(
+            f"Invalid file part '{param}.file': expected 'file_data' (a data: URL) and an optional 'filename' string.",
+            param=f"{param}.file",
+        )
+    try:
+        return document_from_data_url(data, filename)
+    except DocumentError as exc:
+        raise bad_request(f"Invalid file in '{param}': {exc}.", param=f"{param}.file") from None
+
+
+def _describe_tool_calls(message: dict[str, Any]) -> str:
+    """Past tool calls of an assistant message as text, so the history keeps them."""
+    calls = message.get("tool_calls")
+    functions = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    functions.append(message.get("function_call"))  # the legacy single-call field
+    return "\n".join(
+        f"[called tool {f.get('name')} with {_arguments(f.get('arguments'))}]"
+        for f in functions
+        if isinstance(f, dict)
+    )
 
 
 def _arguments(raw: object) -> str:

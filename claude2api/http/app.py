@@ -35,6 +35,7 @@ from claude2api.http.services import SERVICES, Services
 from claude2api.logs import get_logger
 from claude2api.pipeline.attempt import claude_web
 from claude2api.pipeline.chain import build_chain
+from claude2api.pipeline.documents import documents_factory
 from claude2api.pipeline.failover import retry_over_sessions_factory
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
@@ -52,7 +53,14 @@ STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
 def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
     factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
-    factories += [output_guard_factory, transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
+    factories += [
+        output_guard_factory,
+        transcript_factory,
+        history_to_file_factory,
+        fetch_images_factory,
+        documents_factory,
+        retry_over_sessions_factory,
+    ]
     middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares

@@ -28,6 +28,7 @@ from claude2api.core.types import ChatHandler
 from claude2api.dialects.response_store import ResponseStore
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
+from claude2api.upstream.uploads import Uploader
 
 MIRROR_CACHE_SIZE = 256
 #: Mirror-mode session keys claude.ai rejected, remembered (as hashes) at most this many.
@@ -58,6 +59,11 @@ class Services:
     upstream_tasks: set[asyncio.Task[object]] = field(default_factory=set)
     #: Set once the shutdown drain time is over: in-flight upstream calls end with an error.
     cutting: bool = False
+    #: Uploads of images and documents, wiggle first (built from ``claude`` and ``clock``).
+    uploader: Uploader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploader = Uploader(self.claude, self.clock)
 
     def mirror_session(self, key: str, org_id: str | None) -> Session:
         """A caller's own session (mirror mode), verified by :meth:`verify_mirror_session` first."""

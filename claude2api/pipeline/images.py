@@ -81,11 +81,11 @@ async def _fetch_or_400(fetch: Any, session: Any, url: str, budget: ByteBudget) 
     try:
         return await fetch(session, url, budget=budget)
     except ImageFetchError as exc:
-        message = f"could not fetch the image at {_display_url(url)}: {exc}"
+        message = f"could not fetch the image at {display_url(url)}: {exc}"
         raise APIError(400, message, param="messages") from None
 
 
-def _display_url(url: str, max_chars: int = 120) -> str:
+def display_url(url: str, max_chars: int = 120) -> str:
     """``url`` without credentials, query and fragment, shortened (it may be a huge data: URL)."""
     try:
         parsed = URL(url)

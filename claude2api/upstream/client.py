@@ -181,14 +181,31 @@ class ClaudeWebClient:
             ok=(200, 202, 204),
         )
 
-    async def upload(self, account: Account, data: bytes, media_type: str) -> str:
+    async def upload(self, account: Account, data: bytes, media_type: str, filename: str | None = None) -> str:
+        """Legacy account-level upload ``/api/{org}/upload`` (2026 reference §3.4): no delete endpoint
+        is known, so the file stays in the account."""
+        return await self._upload(f"/api/{account.org_id}/upload", account, data, media_type, filename, "/new")
+
+    async def upload_to_conversation(
+        self, account: Account, conv_id: str, data: bytes, media_type: str, filename: str | None = None
+    ) -> str:
+        """Wiggle upload into a conversation (2026 reference §3.1), which may not exist yet; deleting
+        the conversation deletes the file."""
+        path = f"/api/organizations/{account.org_id}/conversations/{conv_id}/wiggle/upload-file"
+        return await self._upload(path, account, data, media_type, filename, f"/chat/{conv_id}")
+
+    async def _upload(
+        self, path: str, account: Account, data: bytes, media_type: str, filename: str | None, referer: str
+    ) -> str:
         form = aiohttp.FormData()
-        form.add_field("file", data, filename=upload_filename(media_type), content_type=media_type)
-        _, body = await self._call("POST", f"/api/{account.org_id}/upload", account.key, data=form)
-        file_uuid = (self._json(body, "upload") or {}).get("file_uuid")
-        if not file_uuid:
+        form.add_field("file", data, filename=filename or upload_filename(media_type), content_type=media_type)
+        _, body = await self._call("POST", path, account.key, referer=referer, data=form, ok=(200, 201))
+        answer = self._json(body, "upload")
+        fields = answer if isinstance(answer, dict) else {}
+        file_uuid = fields.get("file_uuid") or fields.get("uuid") or fields.get("id")
+        if not isinstance(file_uuid, str) or not file_uuid:
             raise UpstreamError(Failure.UNKNOWN, "claude.ai accepted the upload but returned no file_uuid")
-        return str(file_uuid)
+        return file_uuid
 
     async def usage(self, account: Account) -> Any:
         """Quota windows of the account (reference 4.12); utilization is a percentage here."""
@@ -204,9 +221,10 @@ class ClaudeWebClient:
             ok=(200, 202, 204),
         )
 
-    async def delete_conversation(self, account: Account, conv_id: str) -> None:
-        """Delete a conversation; one that does not exist (never created) counts as deleted."""
-        await self._call(
+    async def delete_conversation(self, account: Account, conv_id: str) -> bool:
+        """Delete a conversation; one that does not exist (never created) counts as deleted.
+        Returns whether it existed."""
+        status, _ = await self._call(
             "DELETE",
             f"/api/organizations/{account.org_id}/chat_conversations/{conv_id}",
             account.key,
@@ -214,6 +232,7 @@ class ClaudeWebClient:
             json_body={"uuid": conv_id},
             ok=(200, 202, 204, 404),
         )
+        return status != 404
 
     async def completion(self, account: Account, conv_id: str, body: dict[str, Any]) -> AsyncIterator[Event]:
         """Send a turn and yield its neutral events until ``message_stop``, or until a turn paused at

@@ -44,13 +44,19 @@ class TurnOptions:
 
 
 def attachment_wire(attachment: Attachment) -> dict[str, Any]:
-    """An inline text document as the completion's ``attachments`` entry (no upload needed)."""
-    return {
+    """An inline text document as the completion's ``attachments`` entry (no upload needed).
+
+    A client's document carries ``origin``/``kind`` as the page's own text-file attachment does
+    (2026 reference §3.2 pattern B, without ``path``: nothing was uploaded)."""
+    wire: dict[str, Any] = {
         "file_name": attachment.file_name,
         "file_type": attachment.file_type,
         "file_size": len(attachment.content.encode()),
         "extracted_content": attachment.content,
     }
+    if attachment.document:
+        wire.update(origin="user_upload", kind="file")
+    return wire
 
 
 def _common_body(turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
