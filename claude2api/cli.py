@@ -26,11 +26,9 @@ from claude2api.http.app import (
     create_app,
     make_runner,
     raise_open_file_limit,
-    upstream_session,
 )
 from claude2api.http.services import SERVICES
 from claude2api.logs import configure_logging, get_logger, register_secret
-from claude2api.upstream.client import ClaudeWebClient
 
 log = get_logger(__name__)
 
@@ -113,8 +111,7 @@ def _setup_logging(settings: Settings) -> None:
 
 async def print_sessions(settings: Settings, *, as_json: bool) -> int:
     """The ``sessions`` command; exit status 1 when any session is not healthy."""
-    async with upstream_session(settings) as http:
-        reports = await check_sessions(settings, ClaudeWebClient(http, settings.claude_base_url), time.time())
+    reports = await check_sessions(settings, time.time())
     if as_json:
         print(json.dumps([r.as_dict() for r in reports], indent=2))
     else:

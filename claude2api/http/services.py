@@ -25,6 +25,7 @@ from claude2api.core.failures import (
 )
 from claude2api.core.types import ChatHandler
 from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.egress import Egresses
 from claude2api.upstream.janitor import Janitor
 
 MIRROR_CACHE_SIZE = 256
@@ -42,6 +43,8 @@ class Services:
     catalog: ModelCatalog
     pool: SessionPool
     claude: ClaudeWebClient
+    #: The upstream transports, one per egress (direct or proxy), shared by the accounts using them.
+    egresses: Egresses
     http: aiohttp.ClientSession
     janitor: Janitor
     chain: ChatHandler
