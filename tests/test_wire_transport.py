@@ -388,3 +388,17 @@ def test_yaml_session_mapping_rejects_unknown_and_doubled_fields(tmp_path: Path)
     config.write_text(f"address: 127.0.0.1:0\nsessions:\n  - key: {KEY}\n    cookie: \"a=1\\nb\"\n")
     with pytest.raises(ConfigError, match="one Cookie header line"):
         load_settings(config, {})
+
+
+async def test_device_id_is_made_once_and_kept_in_the_state_file(fake: FakeClaude, tmp_path: Path) -> None:
+    account = fake.add_account()
+    state = tmp_path / "state.json"
+    settings = settings_for(fake.base_url, [account.session_key], {"STATE_FILE": str(state)})
+    seen = []
+    for _ in range(2):  # two daemon lifetimes
+        async with run_daemon(settings) as daemon, sdk(daemon) as client:
+            await client.chat.completions.create(**ask())
+            await daemon.idle()
+        seen.append({c.headers["anthropic-device-id"] for c in fake.calls})
+    [record] = json.loads(state.read_text())["sessions"].values()
+    assert seen[0] == seen[1] == {record["device_id"]}
