@@ -19,6 +19,11 @@ from claude2api.upstream.transport import AiohttpTransport, Timeouts, UpstreamTr
 
 log = get_logger(__name__)
 
+#: Concurrent transfers per egress on the impersonating transport (curl handles are made lazily).
+#: Like aiohttp's unlimited pool: the listener's connection cap is what bounds open streams, and
+#: curl_cffi's default (10) would queue every stream beyond it behind the long ones.
+IMPERSONATE_MAX_TRANSFERS = 1 << 16
+
 AIOHTTP = "aiohttp"
 IMPERSONATE = "impersonate"
 
@@ -35,7 +40,11 @@ def make_transport(settings: Settings, kind: str, proxy: str | None) -> Upstream
     timeouts = Timeouts(connect=settings.upstream_connect_timeout, read=settings.upstream_read_timeout)
     if kind == IMPERSONATE:
         return impersonate.ImpersonateTransport(
-            profile=settings.upstream_impersonate, proxy=proxy, timeouts=timeouts, ca_file=settings.upstream_ca_file
+            profile=settings.upstream_impersonate,
+            proxy=proxy,
+            timeouts=timeouts,
+            ca_file=settings.upstream_ca_file,
+            max_clients=IMPERSONATE_MAX_TRANSFERS,
         )
     context = ssl.create_default_context(cafile=settings.upstream_ca_file) if settings.upstream_ca_file else None
     return AiohttpTransport(proxy=proxy, timeouts=timeouts, ssl_context=context)
