@@ -288,7 +288,8 @@ def test_yaml_error_names_the_key_and_file() -> None:
 
 
 def test_yaml_unknown_session_field() -> None:
-    assert "'cookie'" in config_error({"APIKEY": API_KEY}, f"sessions:\n  - cookie: {KEY_A}\n")
+    message = config_error({"APIKEY": API_KEY}, f"sessions:\n  - cookies: {KEY_A}\n")
+    assert "'cookies'" in message and KEY_A not in message
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from claude2api.accounts.resolve import resolve_account
 from claude2api.core.failures import Failure, Refusal, UpstreamError, iso_time
 from claude2api.core.types import Limit
 from claude2api.logs import fingerprint, get_logger
+from claude2api.upstream.browser import new_device_id
 from claude2api.upstream.client import Account, ClaudeWebClient, canonical_org_id
 from claude2api.upstream.resets import clamp_reset, parse_instant, reset_time
 
@@ -65,6 +66,10 @@ class Session:
     backoff_until: float = 0.0
     pressure: float = 0.0
     plan: str | None = None
+    #: The ``anthropic-device-id`` this account shows claude.ai: made once, kept in the state file.
+    device_id: str = field(default_factory=new_device_id)
+    #: Transport and egress the account goes through (set by the app), for the operator's view.
+    egress: str = ""
     #: Held while the organization is looked up, so concurrent first requests look it up once.
     org_lookup: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -89,6 +94,7 @@ class Session:
             "denied_models": sorted(self.denied_models),
             "org_id": self.org_id,
             "plan": self.plan,
+            "device_id": self.device_id,
         }
 
     def restore(self, record: dict[str, Any], now: float, cooldown: float) -> bool:
@@ -124,6 +130,9 @@ class Session:
         self.denied_models = set(denied)
         self.org_id = self.org_id or canonical_org_id(org_id)
         self.plan = plan
+        device_id = canonical_org_id(record.get("device_id"))  # a UUID, like an org id
+        if device_id is not None:
+            self.device_id = device_id
         return True
 
     def describe(self, pending_cleanup: int = 0) -> dict[str, Any]:
@@ -139,6 +148,7 @@ class Session:
             "in_flight": self.in_flight,
             "utilization": round(self.pressure, 3),
             "pending_cleanup": pending_cleanup,
+            "egress": self.egress,
         }
 
 
@@ -191,6 +201,7 @@ class SessionPool:
             saved = self.state.load() if self.state is not None else statefile.SavedState()
         now = self.clock()
         sessions = []
+        new_devices = False
         for key, configured_org in keys:
             org_id = canonical_org_id(configured_org)  # config checked it already; a path must never get less
             session = known.get(key)
@@ -199,10 +210,13 @@ class SessionPool:
                 record = saved.sessions.get(statefile.state_id(key))
                 if record is not None and not session.restore(record, now, self.cooldown_default):
                     log.warning("state_file_entry_dropped", session=session.fingerprint, part="sessions")
+                new_devices = new_devices or record is None or record.get("device_id") != session.device_id
             elif org_id and session.org_id != org_id:
                 session.org_id = org_id
             sessions.append(session)
         self.sessions = sessions
+        if new_devices:
+            self.save()  # a device id is made once: keep it before claude.ai sees it
 
     def by_state_id(self, sid: str) -> Session | None:
         """The configured session whose key hashes to ``sid`` (state file entries name sessions so)."""

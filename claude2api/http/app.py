@@ -15,12 +15,9 @@ import resource
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
-from aiohttp_socks import ProxyConnector
 
 from claude2api.accounts.pool import SessionPool
 from claude2api.config import ConfigError, Settings
@@ -42,6 +39,7 @@ from claude2api.pipeline.images import fetch_images_factory
 from claude2api.pipeline.output_guard import output_guard_factory
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.egress import Egresses
 from claude2api.upstream.janitor import Janitor
 
 log = get_logger(__name__)
@@ -100,25 +98,20 @@ def _load_plugin(ref: str) -> ChatMiddlewareFactory:
     return factory
 
 
-def upstream_session(settings: Settings) -> aiohttp.ClientSession:
-    """The one upstream session: proxy-aware, no total timeout (long generations), no shared cookies."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
-    )
-    kwargs: dict[str, Any] = {"timeout": timeout, "cookie_jar": aiohttp.DummyCookieJar(), "read_bufsize": 2**18}
-    proxy = settings.proxy
-    scheme = urlsplit(proxy).scheme.lower() if proxy else ""
-    if scheme.startswith("socks"):
-        # aiohttp-socks knows socks4/socks5 only; the "h"/"a" variants mean "let the proxy resolve".
-        base = {"socks5h": "socks5", "socks4a": "socks4"}.get(scheme, scheme)
-        parts = urlsplit(proxy)
-        connector = ProxyConnector.from_url(
-            urlunsplit((base, parts.netloc, parts.path, "", "")), rdns=scheme in ("socks5h", "socks4a"), limit=0
+def bind_accounts(client: ClaudeWebClient, pool: SessionPool, settings: Settings, egresses: Egresses) -> None:
+    """Route every configured account through its egress with its jar and its device id."""
+    sessions = {s.key: s for s in pool.sessions}
+    for spec in settings.sessions:
+        wire = client.bind(
+            spec.key,
+            egresses.for_account(spec),
+            device_id=sessions[spec.key].device_id if spec.key in sessions else None,
+            cookie=spec.cookie,
+            user_agent=spec.user_agent,
         )
-        return aiohttp.ClientSession(connector=connector, **kwargs)
-    if proxy:
-        kwargs["proxy"] = proxy
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), **kwargs)
+        if spec.key in sessions:
+            sessions[spec.key].egress = wire.describe()
+    client.unbind_except({spec.key for spec in settings.sessions})
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -131,10 +124,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        upstream = upstream_session(settings)
+        egresses = Egresses(settings)
         images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
         client = ClaudeWebClient(
-            upstream,
+            egresses.default(),
             settings.claude_base_url,
             clock=clock,
             first_byte_timeout=settings.upstream_first_byte_timeout,
@@ -148,6 +141,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             max_concurrency=settings.session_max_concurrency,
             state_path=Path(settings.state_file) if settings.state_file else None,
         )
+        bind_accounts(client, pool, settings, egresses)
         janitor = Janitor(
             client,
             pool,
@@ -162,6 +156,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             catalog=ModelCatalog(settings.models),
             pool=pool,
             claude=client,
+            egresses=egresses,
             http=images,
             janitor=janitor,
             chain=chain,
@@ -177,7 +172,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
         finally:
             await janitor.close()
             await pool.close()
-            await upstream.close()
+            await egresses.close()
             await images.close()
 
     app.cleanup_ctx.append(services_ctx)
@@ -190,6 +185,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 RESTART_ONLY = (
     "address",
     "proxy",
+    "upstream_transport",
+    "upstream_impersonate",
+    "upstream_ca_file",
     "claude_base_url",
     "upstream_connect_timeout",
     "upstream_read_timeout",
@@ -227,6 +225,8 @@ def apply_settings(services: Services, new: Settings) -> list[str]:
     pool.request_rate_cooldown = new.request_rate_cooldown_seconds
     pool.max_concurrency = new.session_max_concurrency
     pool.update_sessions([(s.key, s.org_id) for s in new.sessions])
+    # Transports are made from the start-up settings; a new account proxy gets one on first use.
+    bind_accounts(services.claude, pool, new, services.egresses)
     services.catalog = ModelCatalog(new.models)
     services.chain = chain
     services.claude.first_byte_timeout = new.upstream_first_byte_timeout

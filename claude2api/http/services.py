@@ -27,6 +27,7 @@ from claude2api.core.record import RequestRecord
 from claude2api.core.types import ChatHandler
 from claude2api.dialects.response_store import ResponseStore
 from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.egress import Egresses
 from claude2api.upstream.janitor import Janitor
 from claude2api.upstream.uploads import Uploader
 
@@ -45,6 +46,8 @@ class Services:
     catalog: ModelCatalog
     pool: SessionPool
     claude: ClaudeWebClient
+    #: The upstream transports, one per egress (direct or proxy), shared by the accounts using them.
+    egresses: Egresses
     http: aiohttp.ClientSession
     janitor: Janitor
     chain: ChatHandler
