@@ -7,6 +7,7 @@ import base64
 import io
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -106,7 +107,7 @@ async def test_impersonation_gets_through_streams_uploads_and_deletes(
         device_id = daemon.services.pool.sessions[0].device_id
         [session] = await admin_sessions(daemon.url)
     assert front.challenged == []  # every call passed, __cf_bm sent back from the jar
-    assert len(fake.uploads) == 2 and len(fake.calls_to("/completion")) == 2
+    assert len(fake.calls_to(re.compile(r"/upload(-file)?$"))) == 2 and len(fake.calls_to("/completion")) == 2
     assert fake.conversations == {}  # deleted after each request
     assert len([c for c in fake.calls if c.method == "DELETE"]) == 2
     assert session["egress"] == "impersonate:chrome152 direct" and session["state"] == "healthy"
