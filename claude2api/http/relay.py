@@ -17,13 +17,16 @@ from typing import Any
 
 from aiohttp import web
 
-from claude2api.core.failures import UpstreamError, bad_request, upstream_api_error
+from claude2api.core.failures import APIError, UpstreamError, bad_request, upstream_api_error
 from claude2api.core.types import CONTENT_EVENTS, ChatContext, ChatRequest, Event, Stop
 from claude2api.dialects.base import Collector, Dialect, StreamRenderer
 from claude2api.http.services import MIRROR_CREDENTIALS, REQUEST_ID, SERVICES
 from claude2api.logs import get_logger
 
 log = get_logger(__name__)
+
+#: What a stream says when a chat middleware raised something other than an upstream failure.
+CHAIN_FAILED = APIError(500, "internal error in claude2api (a chat middleware failed)", type="server_error")
 
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
@@ -118,7 +121,11 @@ def _replace_surrogates(body: Any) -> Any:
 def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) -> ChatContext:
     services = request.app[SERVICES]
     ctx = ChatContext(
-        request=chat_request, services=services, request_id=request[REQUEST_ID], dialect=dialect
+        request=chat_request,
+        request_id=request[REQUEST_ID],
+        dialect=dialect,
+        settings=services.settings,  # this request keeps them through a reload
+        internal=services,
     )
     mirror = request.get(MIRROR_CREDENTIALS)
     if mirror is not None:
@@ -128,7 +135,7 @@ def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) 
 
 async def start(ctx: ChatContext) -> tuple[AsyncGenerator[Event, None], list[Event]]:
     """Run the chain up to its first content event; anything failing before that raises."""
-    events: AsyncGenerator[Event, None] = ctx.services.chain(ctx)
+    events: AsyncGenerator[Event, None] = ctx.internal.chain(ctx)
     head: list[Event] = []
     try:
         async for event in events:
@@ -178,6 +185,12 @@ async def stream(
         await _write_quietly(response, dialect.error_frame(renderer, upstream_api_error(exc)))
     except ConnectionResetError:
         log.info("client_disconnected")
+    except Exception:
+        # A chat middleware (a plugin, usually) failed mid-stream: the client gets an error frame
+        # where a connection cut would leave it guessing; the traceback goes to the log.
+        pinger.stop()
+        log.exception("chat_chain_failed_after_commit")
+        await _write_quietly(response, dialect.error_frame(renderer, CHAIN_FAILED))
     finally:
         pinger.stop()
         await events.aclose()

@@ -19,11 +19,12 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     leaves the conversation to the janitor: stopped if it was generating, deleted unless it finished
     and CHAT_DELETE is off.
     """
-    services = ctx.services
-    settings = services.settings
+    services = ctx.internal
+    settings = ctx.settings
     client = services.claude
     request = ctx.request
     session = ctx.session
+    assert session is not None, "session failover runs before the attempt"
     if ctx.mirror_session is not None and session.org_id:
         account = Account(session.key, session.org_id)  # verified by the auth middleware; no state file
     else:
