@@ -6,7 +6,7 @@
     from claude2api.testing.plugins import run_middleware
 
     async def test_shouts() -> None:
-        request = ChatRequest(model="claude-sonnet-4-5", messages=[Message("user", [TextPart("hi")])])
+        request = ChatRequest(model="claude-sonnet-4-5", upstream_model=None, messages=[Message("user", [TextPart("hi")])])
         events = await run_middleware(shout, request, [TextDelta("hello"), Stop()])
         assert events == [TextDelta("HELLO"), Stop()]
 
