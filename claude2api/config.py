@@ -181,6 +181,56 @@ def _string_list(raw: Any, name: str) -> tuple[str, ...]:
     return tuple(value for value in (_text(item, name) for item in _items(raw, name)) if value)
 
 
+@dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """One plugin to load: a module path, a ``.py`` file or (``entry_point``) the name of an entry
+    point in the ``claude2api.plugins`` group, and the options its factory gets."""
+
+    ref: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    entry_point: bool = False
+
+
+_PLUGIN_FIELDS = frozenset({"module", "entry_point", "options"})
+
+
+def _plugins(raw: Any, name: str) -> tuple[PluginSpec, ...]:
+    """``PLUGINS=a,b.py`` (no options), or YAML: a list of refs and ``{module: ..., options: {...}}``
+    (or ``{entry_point: name, options: ...}``) entries, or a mapping ``{ref: options}``."""
+    if isinstance(raw, dict):
+        raw = [{"module": ref, "options": options} for ref, options in raw.items()]
+    specs = [_plugin(item, f"{name} entry {number}") for number, item in enumerate(_items(raw, name), 1)]
+    return tuple(spec for spec in specs if spec is not None)
+
+
+def _plugin(item: Any, label: str) -> PluginSpec | None:
+    if not isinstance(item, dict):
+        ref = _text(item, label)
+        return PluginSpec(ref) if ref else None
+    unknown = set(item) - _PLUGIN_FIELDS
+    if unknown:
+        names = ", ".join(repr(str(k)) for k in sorted(unknown, key=str))
+        raise ConfigError(f"{label} has unknown field(s) {names} (expected module or entry_point, and options)")
+    if ("module" in item) == ("entry_point" in item):
+        raise ConfigError(f"{label} needs exactly one of module: or entry_point:")
+    ref = _text(item.get("module") or item.get("entry_point") or "", label)
+    if not ref:
+        raise ConfigError(f"{label} has an empty module or entry_point")
+    options = item.get("options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
+        raise ConfigError(f"{label}: options must be a mapping with string keys")
+    return PluginSpec(ref, options, entry_point="entry_point" in item)
+
+
+def _entry_point_names(raw: Any, name: str) -> tuple[str, ...]:
+    """``false`` (none, the default), ``true`` (every installed one: ``("*",)``) or a list of names."""
+    if isinstance(raw, bool) or (isinstance(raw, (str, int)) and str(raw).strip().lower() in _BOOLEANS):
+        return ("*",) if _boolean(raw, name) else ()
+    return _string_list(raw, name)
+
+
 def _sessions(raw: Any, name: str) -> tuple[SessionSpec, ...]:
     specs: dict[str, SessionSpec] = {}
     for number, item in enumerate(_items(raw, name), 1):
@@ -457,8 +507,11 @@ class Settings:
     admin_key: str | None = _setting(None, _optional_text, secret=True)
     #: Upstream attempts per request.
     retry_count: int = _setting(5, _integer(1))
-    #: Module paths of chat-middleware plugins to load, in order.
-    plugins: tuple[str, ...] = _setting((), _string_list)
+    #: Chat-middleware plugins to load, in order, with their options (:class:`PluginSpec`).
+    plugins: tuple[PluginSpec, ...] = _setting((), _plugins)
+    #: Installed plugins (entry point group ``claude2api.plugins``) to load after ``plugins``:
+    #: none, all (``true``) or the listed entry point names.
+    plugins_entry_points: tuple[str, ...] = _setting((), _entry_point_names)
     #: Event loop: "auto" (uvloop when installed), "uvloop" or "asyncio".
     event_loop: str = _setting("auto", _choice("auto", "uvloop", "asyncio"))
     #: Browser origins allowed to call the daemon (CORS); empty: none, "*": any.
@@ -522,7 +575,12 @@ class Settings:
             metrics_key=MASK if self.metrics_key else None,
             proxy=redact_url(self.proxy) if self.proxy else None,
             models=list(self.models),
-            plugins=list(self.plugins),
+            # Option values may be credentials (a plugin's own API key): only their names are shown.
+            plugins=[
+                {"entry_point" if p.entry_point else "module": p.ref, "options": sorted(p.options)}
+                for p in self.plugins
+            ],
+            plugins_entry_points=list(self.plugins_entry_points),
         )
         return shown
 

@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from claude2api.config import ConfigError, SessionSpec, Settings, env_name, load_settings, read_dotenv
+from claude2api.config import (
+    ConfigError,
+    PluginSpec,
+    SessionSpec,
+    Settings,
+    env_name,
+    load_settings,
+    read_dotenv,
+)
 from claude2api.logs import fingerprint
 
 KEY_A = "sk-ant-sid01-" + "A1b2C3d4" * 10
@@ -121,7 +129,7 @@ def test_env_new_settings() -> None:
     assert settings.state_file == "/var/lib/claude2api/state.json"
     assert settings.admin_key == "admin-key-123456"
     assert settings.retry_count == 1
-    assert settings.plugins == ("plugins.a", "plugins.b")
+    assert settings.plugins == (PluginSpec("plugins.a"), PluginSpec("plugins.b"))
     assert settings.image_fetch_allow_private is True
 
 

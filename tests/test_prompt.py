@@ -4,6 +4,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from claude2api.config import Settings
 from claude2api.core.failures import APIError
 from claude2api.core.types import (
     Attachment,
@@ -49,7 +50,7 @@ def make_ctx(messages, *, instructions=(), http=None):
         model="claude-sonnet-4-5", upstream_model=None, messages=messages, instructions=list(instructions)
     )
     services = SimpleNamespace(http=http)
-    return ChatContext(request=request, services=services, request_id="req", dialect="openai")
+    return ChatContext(request=request, request_id="req", dialect="openai", settings=Settings(), internal=services)
 
 
 async def run_chain(ctx, *middlewares):

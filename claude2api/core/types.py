@@ -11,7 +11,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from claude2api.logs import get_logger
+
+if TYPE_CHECKING:  # annotations only: the neutral core imports nothing above it at run time
+    from structlog.typing import FilteringBoundLogger
+
+    from claude2api.accounts.pool import Session
+    from claude2api.config import Settings
+    from claude2api.http.services import Services
 
 from claude2api.core.record import RequestRecord
 
@@ -249,19 +258,27 @@ CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, 
 class ChatContext:
     """Per-request state handed down the chat middleware chain.
 
-    ``services`` is the daemon's :class:`claude2api.http.services.Services` (settings, pool, upstream client);
-    ``session`` is set by the session-selection middleware; ``record`` collects what happened
-    for the access line and the metrics (:mod:`claude2api.core.record`); ``extras`` is free for plugins.
+    The plugin API (:mod:`claude2api.plugin`) is ``request`` (rewrite it with
+    :meth:`replace_request`), ``request_id``, ``dialect`` (``"openai"``, ``"anthropic"`` or
+    ``"responses"``), ``settings`` (read-only: the configuration this request started with, kept
+    even when a reload swaps it), ``log``, ``turn`` and ``extras`` (free for plugins). ``record`` collects what happened for the access line and the metrics
+    (:mod:`claude2api.core.record`). ``internal``,
+    ``mirror_session`` and ``session`` belong to the built-in middlewares and may change without
+    notice.
     """
 
     request: ChatRequest
-    services: Any
     request_id: str
     dialect: str
+    settings: Settings
+    #: The daemon's shared state (pool, upstream client, janitor), for the built-in middlewares.
+    internal: Services = field(repr=False)
+    log: FilteringBoundLogger = field(default_factory=lambda: get_logger("claude2api.plugins"), repr=False)
     turn: UpstreamTurn = field(default_factory=UpstreamTurn)
     #: Session override (mirror mode: the caller's own claude.ai key).
-    mirror_session: Any = None
-    session: Any = None
+    mirror_session: Session | None = None
+    #: The account the current attempt runs on, set by session failover.
+    session: Session | None = None
     record: RequestRecord = field(default_factory=RequestRecord)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -273,5 +290,6 @@ class ChatContext:
 #: one that only prepares the request may be a plain function returning ``call_next(ctx)``.
 ChatHandler = Callable[[ChatContext], AsyncIterator[Event]]
 ChatMiddleware = Callable[[ChatContext, ChatHandler], AsyncIterator[Event]]
-#: A plugin's factory: gets the settings, returns a middleware (or ``None`` to stay out).
-ChatMiddlewareFactory = Callable[[Any], ChatMiddleware | None]
+#: A plugin's factory, ``chat_middleware(settings, options)`` (or ``chat_middleware(settings)``):
+#: returns a middleware, or ``None`` to stay out of the chain.
+ChatMiddlewareFactory = Callable[..., ChatMiddleware | None]

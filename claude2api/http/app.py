@@ -9,8 +9,6 @@ the routes come from the route table (:mod:`claude2api.http.routes`).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import resource
 import time
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +20,7 @@ from aiohttp import web
 from claude2api.accounts.pool import SessionPool
 from claude2api.config import ConfigError, Settings
 from claude2api.core.catalog import ModelCatalog
-from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
+from claude2api.core.types import ChatMiddleware
 from claude2api.dialects.response_store import MemoryResponseStore
 from claude2api.http.listener import GuardedRunner, ListenerLimits
 from claude2api.http.metrics import METRICS, Metrics
@@ -37,6 +35,7 @@ from claude2api.pipeline.failover import retry_over_sessions_factory
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
 from claude2api.pipeline.output_guard import output_guard_factory
+from claude2api.pipeline.plugins import load_plugins
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.egress import Egresses
@@ -48,54 +47,34 @@ log = get_logger(__name__)
 STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
 
 
-def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
-    """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
-    factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
-    factories += [
+def chat_middlewares(settings: Settings, *, reload: bool = False) -> list[ChatMiddleware]:
+    """Plugins first (they see the client's request), then the built-ins, which are plugins too.
+
+    ``reload``: plugin modules are executed afresh, so edited code takes effect.
+    """
+    middlewares = [mw for mw in (p.middleware(settings) for p in load_plugins(settings, fresh=reload)) if mw]
+    builtins = (
         output_guard_factory,
         transcript_factory,
         history_to_file_factory,
         fetch_images_factory,
         documents_factory,
         retry_over_sessions_factory,
-    ]
-    middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
+    )
+    middlewares += [mw for mw in (factory(settings) for factory in builtins) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares
 
 
-def chat_middlewares_or_config_error(settings: Settings) -> list[ChatMiddleware]:
+def chat_middlewares_or_config_error(settings: Settings, *, reload: bool = False) -> list[ChatMiddleware]:
     """:func:`chat_middlewares`, with whatever a plugin raises (at import or in its factory) as one
     :class:`ConfigError` line instead of a traceback."""
     try:
-        return chat_middlewares(settings)
+        return chat_middlewares(settings, reload=reload)
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"PLUGINS: {type(exc).__name__}: {exc}".splitlines()[0][:500]) from None
-
-
-def load_plugin(ref: str) -> ChatMiddlewareFactory:
-    """A plugin's ``chat_middleware`` factory, from a module path or a ``.py`` file path."""
-    try:
-        return _load_plugin(ref)
-    except Exception as exc:
-        raise ConfigError(f"PLUGINS: cannot load {ref}: {type(exc).__name__}: {exc}".splitlines()[0][:500]) from None
-
-
-def _load_plugin(ref: str) -> ChatMiddlewareFactory:
-    if ref.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(f"claude2api_plugin_{Path(ref).stem}", ref)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load plugin file {ref}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(ref)
-    factory = getattr(module, "chat_middleware", None)
-    if not callable(factory):
-        raise ImportError(f"plugin {ref} has no chat_middleware(settings) function")
-    return factory
 
 
 def bind_accounts(client: ClaudeWebClient, pool: SessionPool, settings: Settings, egresses: Egresses) -> None:
@@ -215,11 +194,15 @@ RESTART_ONLY = (
 def apply_settings(services: Services, new: Settings) -> list[str]:
     """Swap in a reloaded configuration; returns the changed settings that need a restart.
 
-    Sessions that stay keep their state (parked, dead, in flight); new ones start healthy (or as
-    the state file remembers them). Requests already running finish with what they started with.
-    Raises ConfigError, before changing anything, when a plugin cannot be loaded.
+    Requests already running keep the settings and the chat chain (plugins included) they started
+    with (``ChatContext.settings``); new requests get the new ones. What is shared changes at once,
+    for running requests too: the session list (a removed session takes no new attempt; sessions
+    that stay keep their state, parked, dead, in flight; new ones start healthy or as the state file
+    remembers them), the pool's cooldowns and concurrency cap, and the upstream first-byte timeout.
+    Plugin modules are re-imported. Raises ConfigError, before changing anything, when a plugin
+    cannot be loaded.
     """
-    chain = build_chain(chat_middlewares_or_config_error(new), claude_web)
+    chain = build_chain(chat_middlewares_or_config_error(new, reload=True), claude_web)
     pool = services.pool
     pool.cooldown_default = new.cooldown_default_seconds
     pool.request_rate_cooldown = new.request_rate_cooldown_seconds

@@ -22,11 +22,12 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     calls is still generating upstream (claude.ai waits for the results, reference 2026 §1.2): it is
     stopped and deleted like an abandoned one; no upstream connection outlives the request.
     """
-    services = ctx.services
-    settings = services.settings
+    services = ctx.internal
+    settings = ctx.settings
     client = services.claude
     request = ctx.request
     session = ctx.session
+    assert session is not None, "session failover runs before the attempt"
     if ctx.mirror_session is not None and session.org_id:
         account = Account(session.key, session.org_id)  # verified by the auth middleware; no state file
     else:

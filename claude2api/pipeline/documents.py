@@ -67,7 +67,7 @@ def documents_factory(settings: Any) -> ChatMiddleware:
     ) -> AsyncIterator[Event]:
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.services.http, url, budget)) for url in urls}
+                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.internal.http, url, budget)) for url in urls}
         except BaseExceptionGroup as failures:  # the first failure cancelled the other downloads
             if any(isinstance(exc, ImageBudgetExceeded) for exc in failures.exceptions):
                 raise too_large from None

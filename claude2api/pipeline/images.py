@@ -24,7 +24,7 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
     failure cancels the others and is the client's 400. Runs before the session-retry middleware,
     so each image is downloaded once per request however many accounts are tried, and nothing is
     uploaded unless every image is in hand. The parts are filled in place, so the request's
-    messages see the bytes as well. Uses the daemon's download session ``ctx.services.http``.
+    messages see the bytes as well. Uses the daemon's download session ``ctx.internal.http``.
     """
     max_count = settings.max_images_per_request
     max_total = settings.max_image_bytes_per_request
@@ -63,7 +63,7 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
     ) -> AsyncIterator[Event]:
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.services.http, url, budget)) for url in urls}
+                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.internal.http, url, budget)) for url in urls}
         except BaseExceptionGroup as failures:  # the first failure cancelled the other downloads
             if any(isinstance(exc, ImageBudgetExceeded) for exc in failures.exceptions):
                 raise too_large from None
