@@ -176,7 +176,8 @@ async def stream(
         # where a connection cut would leave it guessing; the traceback goes to the log.
         pinger.stop()
         log.exception("chat_chain_failed_after_commit")
-        await _write_quietly(response, dialect.error_frame(renderer, CHAIN_FAILED))
+        record.error_code, record.error = CHAIN_FAILED.code or CHAIN_FAILED.type, CHAIN_FAILED.message
+        await _write_quietly(response, dialect.error_frame(renderer, CHAIN_FAILED), record)
     finally:
         active_streams.dec()
         record.tool_calls, record.output_tokens = tool_calls, renderer.output_tokens
