@@ -24,6 +24,7 @@ from claude2api.core.documents import DocumentError, document_from_base64, docum
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.tools import (
     ANTHROPIC_TOOL_NAME,
@@ -98,6 +99,8 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
     model, upstream, think_model = _resolve_model(body.get("model"), catalog)
     thinking, shown = _parse_thinking(body.get("thinking"), think_model)
     tools, web_search = _parse_tools(body.get("tools"))
+    if web_search is None and _search_model(model, catalog):
+        web_search = WebSearch(native=False)
     choice, parallel = _parse_tool_choice(body.get("tool_choice"), tools)
     response_format, instructions = _parse_output_format(body)
     request = ChatRequest(
@@ -172,7 +175,15 @@ def _web_search(tool: dict[str, Any], path: str) -> WebSearch:
         if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
             raise bad_request(f"{path}.{key}: Input should be a list of strings", param=f"{path}.{key}")
         domains[key] = value
-    return WebSearch(max_uses, domains["allowed_domains"], domains["blocked_domains"])
+    return WebSearch(
+        max_uses, domains["allowed_domains"], domains["blocked_domains"], location_text(tool.get("user_location"))
+    )
+
+
+def _search_model(model: str, catalog: ModelCatalog) -> bool:
+    """The model id carries the ``-search`` suffix."""
+    resolved = catalog.resolve(model)
+    return resolved is not None and resolved.search
 
 
 def _parse_tool_choice(raw: object, tools: list[ToolDefinition]) -> tuple[ToolChoice | None, bool]:
@@ -825,7 +836,7 @@ def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
         for name, default in _SAMPLING_DEFAULTS.items()
         if body.get(name) is not None and body.get(name) != default
     ]
-    if body.get("tools") and not request.tools:
+    if body.get("tools") and not request.tools and request.web_search is None:
         notes.append("tools ignored")
     thinking = body.get("thinking")
     if request.thinking and request.thinking.budget_tokens is not None and isinstance(thinking, dict):

@@ -22,6 +22,7 @@ from claude2api.core.documents import DocumentError, document_from_data_url
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.tools import (
     OPENAI_TOOL_NAME,
@@ -48,6 +49,7 @@ from claude2api.core.types import (
     ToolChoice,
     ToolDefinition,
     ToolResult,
+    WebSearch,
 )
 from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body
 from claude2api.upstream.image_http import is_image_media_type
@@ -126,6 +128,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         response_format=_neutral_format(response_format, body.get("response_format")),
+        web_search=_parse_web_search_options(body.get("web_search_options"), resolved.search),
     )
     request.instructions += tool_choice_instructions(request)
     options = OpenAIOptions(
@@ -133,6 +136,16 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         response_format=response_format,
     )
     return request, options
+
+
+def _parse_web_search_options(raw: object, suffix: bool) -> WebSearch | None:
+    """``web_search_options`` (``user_location``; ``search_context_size`` has no claude.ai knob),
+    or the ``-search`` model suffix."""
+    if raw is None:
+        return WebSearch(native=False) if suffix else None
+    if not isinstance(raw, dict):
+        raise bad_request("Invalid type for 'web_search_options': expected an object.", param="web_search_options")
+    return WebSearch(user_location=location_text(raw.get("user_location")))
 
 
 def _neutral_format(kind: str | None, raw: Any) -> ResponseFormat | None:
@@ -850,6 +863,9 @@ def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
     ]
     if (body.get("tools") or body.get("functions")) and not request.tools:
         notes.append("tools ignored")
+    options = body.get("web_search_options")
+    if isinstance(options, dict) and options.get("search_context_size") not in (None, "medium"):
+        notes.append("web_search_options.search_context_size ignored")
     return notes
 
 

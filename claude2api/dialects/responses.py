@@ -33,6 +33,7 @@ from claude2api.core.catalog import ModelCatalog
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.tools import clean_json
 from claude2api.core.types import (
     ChatRequest,
@@ -45,6 +46,7 @@ from claude2api.core.types import (
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    WebSearch,
 )
 from claude2api.dialects.base import Dialect, ReplySpec
 from claude2api.dialects.openai import (
@@ -135,6 +137,7 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
         thinking=thinking,
         max_tokens=_parse_max_output_tokens(body.get("max_output_tokens")),
         instructions=format_instructions,
+        web_search=_parse_web_search(tools, resolved.search),
     )
     user = body.get("user")
     echo = {
@@ -178,6 +181,7 @@ def continue_conversation(
         stop=request.stop,
         max_tokens=request.max_tokens,
         instructions=request.instructions,
+        web_search=request.web_search,
     )
 
 
@@ -339,6 +343,25 @@ def _parse_text(raw: object) -> tuple[str | None, dict[str, Any], list[str]]:
     )
 
 
+#: Responses tool types that ask for web search (claude.ai's own).
+WEB_SEARCH_TOOL_TYPES = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
+
+
+def _parse_web_search(tools: list[Any], suffix: bool) -> WebSearch | None:
+    """The ``web_search`` tool (``filters.allowed_domains``, ``user_location``), or the ``-search`` suffix."""
+    for tool in tools:
+        if tool["type"] in WEB_SEARCH_TOOL_TYPES:
+            filters = tool.get("filters")
+            domains = filters.get("allowed_domains") if isinstance(filters, dict) else None
+            if domains is not None and not (isinstance(domains, list) and all(isinstance(d, str) for d in domains)):
+                raise bad_request(
+                    "Invalid type for 'tools[].filters.allowed_domains': expected an array of strings.",
+                    param="tools",
+                )
+            return WebSearch(allowed_domains=domains or [], user_location=location_text(tool.get("user_location")))
+    return WebSearch(native=False) if suffix else None
+
+
 def _parse_tools(body: dict[str, Any]) -> tuple[list[Any], Any, bool]:
     """(tools, tool_choice, parallel_tool_calls), validated and echoed.
 
@@ -364,8 +387,9 @@ def _parse_tools(body: dict[str, Any]) -> tuple[list[Any], Any, bool]:
             param="tool_choice",
         )
     parallel = _boolean(body, "parallel_tool_calls", True)
-    if tools and choice != "none":
-        kinds = ", ".join(dict.fromkeys(clip(t["type"], 40) for t in tools))
+    functions = [t for t in tools if t["type"] not in WEB_SEARCH_TOOL_TYPES]
+    if functions and choice != "none":
+        kinds = ", ".join(dict.fromkeys(clip(t["type"], 40) for t in functions))
         raise bad_request(
             f"Tools are not supported yet by this server (got tools of type {kinds}); "
             "send no 'tools', or 'tool_choice': 'none'.",

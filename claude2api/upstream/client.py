@@ -23,7 +23,7 @@ from claude2api.core.types import Event
 from claude2api.upstream.classify import classify_response
 from claude2api.upstream.image_http import upload_filename
 from claude2api.upstream.sse import SSEParser
-from claude2api.upstream.translator import StreamTranslator
+from claude2api.upstream.translator import SearchStreamTranslator, StreamTranslator
 
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
@@ -255,7 +255,8 @@ class ClaudeWebClient:
                 t["name"] for t in body.get("tools") or () if isinstance(t, dict) and "type" not in t
             )
             parser = SSEParser(comments=bool(client_tools))
-            stream = StreamTranslator(self.clock, client_tools)
+            searching = any(isinstance(t, dict) and t.get("type") == "web_search_v0" for t in body.get("tools") or ())
+            stream = (SearchStreamTranslator if searching else StreamTranslator)(self.clock, client_tools)
             waiting = None if first_byte_by is None else max(0.0, first_byte_by - loop.time())
             chunk = await asyncio.wait_for(resp.content.readany(), waiting)
             while chunk:  # iter_any() by hand, so that the first read alone has the deadline
