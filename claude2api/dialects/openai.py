@@ -33,13 +33,16 @@ from claude2api.core.tools import (
     upstream_call_id,
 )
 from claude2api.core.types import (
+    SEARCH_EVENTS,
     ChatRequest,
+    Citation,
     Event,
     ImagePart,
     Message,
     Part,
     ResponseFormat,
     Role,
+    SearchCall,
     TextPart,
     Thinking,
     ToolCall,
@@ -532,6 +535,7 @@ FINISH_REASONS = {
 }
 
 _TOOL_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd})
+_SEARCH_EVENT_TYPES = frozenset(SEARCH_EVENTS)
 
 
 class _Renderer:
@@ -566,6 +570,8 @@ class _Renderer:
         self._reasoning_keys = _REASONING_KEYS.get(mode, ())
         self._tags = mode == "think_tags"
         self._in_think = False
+        #: claude.ai's searches in this reply (for the metrics; chat usage has no field for them).
+        self.web_searches = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -721,18 +727,57 @@ class OpenAIStream(_Renderer):
         return f'{self._prefix}{{}},"logprobs":null,"finish_reason":"{self.finish_reason}"}}]{self._suffix}'
 
 
+def url_citation(event: Citation, end: int) -> dict[str, Any]:
+    """A ``url_citation`` annotation for the cited span that ends at ``end`` in ``content``."""
+    start = max(0, end - len(event.cited_text))
+    return {"type": "url_citation", "url_citation": {"start_index": start, "end_index": end, "url": event.url, "title": event.title}}
+
+
+class OpenAISearchStream(OpenAIStream):
+    """:class:`OpenAIStream` for a request with web search: counts the content it sends, and
+    sends each citation as ``delta.annotations`` (a ``url_citation``, indexes into ``content``)
+    right after the span it cites. Searches themselves have no chat-completions shape; they count."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        self._length = 0
+
+    def feed(self, event: Event) -> bytes:
+        if event.__class__ in _SEARCH_EVENT_TYPES:
+            if self._closed or self.done:
+                return b""
+            if isinstance(event, SearchCall):
+                self.web_searches += 1
+            elif isinstance(event, Citation):
+                delta = {"annotations": [url_citation(event, self._length)]}
+                return (self._start() + self._chunk(compact_json(delta))).encode()
+            return b""
+        return super().feed(event)
+
+    def _pieces(self, reasoning: str, content: str) -> str:
+        self._length += len(content)
+        return super()._pieces(reasoning, content)
+
+
 class OpenAICollector(_Renderer):
-    """Collects events into one ``chat.completion`` object (non-stream responses)."""
+    """Collects events into one ``chat.completion`` object (non-stream responses); citations
+    become ``message.annotations``."""
 
     def _setup(self) -> None:
         self._reasoning: list[str] = []
         self._content: list[str] = []
         self._calls: list[dict[str, Any]] = []
+        self._annotations: list[dict[str, Any]] = []
 
     def feed(self, event: Event) -> None:
         if self.done:
             return
-        if isinstance(event, ToolCallStart):
+        if event.__class__ in _SEARCH_EVENT_TYPES:
+            if isinstance(event, SearchCall):
+                self.web_searches += 1
+            elif isinstance(event, Citation):
+                self._annotations.append(url_citation(event, sum(map(len, self._content))))
+        elif isinstance(event, ToolCallStart):
             function = {"name": event.name, "arguments": ""}
             self._calls.append({"id": openai_call_id(event.id), "type": "function", "function": function})
         elif isinstance(event, ToolCallDelta) and self._calls:
@@ -752,6 +797,8 @@ class OpenAICollector(_Renderer):
         }
         if self._calls:
             message["tool_calls"] = self._calls
+        if self._annotations:
+            message["annotations"] = self._annotations
         if self._reasoning:
             message.update(dict.fromkeys(self._reasoning_keys, "".join(self._reasoning)))
         return {
@@ -833,7 +880,8 @@ def _error_frame(renderer: OpenAIStream, error: APIError) -> bytes:
 
 def _stream(spec: ReplySpec) -> OpenAIStream:
     r = spec.request
-    return OpenAIStream(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
+    renderer = OpenAIStream if r.web_search is None else OpenAISearchStream
+    return renderer(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
 def _collect(spec: ReplySpec) -> OpenAICollector:
