@@ -40,6 +40,7 @@ from claude2api.pipeline.failover import retry_over_sessions_factory
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
 from claude2api.pipeline.output_guard import output_guard_factory
+from claude2api.pipeline.search_sources import search_sources_factory
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.janitor import Janitor
@@ -54,6 +55,7 @@ def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
     """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
     factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
     factories += [
+        search_sources_factory,
         output_guard_factory,
         transcript_factory,
         history_to_file_factory,
