@@ -16,7 +16,6 @@ Every dialect parses its own way of asking (Anthropic's ``web_search_*`` server 
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
@@ -86,13 +85,6 @@ def location_text(raw: Any) -> str | None:
     if isinstance(timezone, str) and timezone.strip():
         text += f" (time zone {timezone.strip()[:64]})"
     return text or None
-
-
-def with_search(request: ChatRequest, search: WebSearch | None) -> ChatRequest:
-    """``request`` asking for ``search`` too (the ``-search`` suffix adds to what the body asked)."""
-    if search is None or request.web_search is not None:
-        return request
-    return dataclasses.replace(request, web_search=search)
 
 
 def sources_footer(results: Sequence[SearchResult]) -> str:
