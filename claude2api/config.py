@@ -547,6 +547,12 @@ class Settings:
     tools: bool = _setting(True, _boolean)
     #: Seconds of upstream silence after a client tool call that end the turn (claude.ai holds it open).
     tool_call_idle_seconds: float = _setting(1.5, _number(positive=True))
+    #: claude.ai's web search: "off" (a request asking for it gets a 400), "on_request" (when the
+    #: client asks: a search tool, web_search_options, a -search model), "always" (every request).
+    web_search: str = _setting("on_request", _choice("off", "on_request", "always"))
+    #: Sources listed at the end of the reply text: "auto" (when the client did not ask for search
+    #: in its own dialect, so reads no citations), "footer" (always, after a search), "off".
+    search_sources: str = _setting("auto", _choice("auto", "footer", "off"))
 
     @property
     def host(self) -> str:

@@ -121,11 +121,20 @@ class ResponseFormat:
 
 @dataclass(slots=True)
 class WebSearch:
-    """claude.ai's own web search, when the client asked for it."""
+    """claude.ai's own web search, when the client asked for it (or the operator turned it on).
+
+    claude.ai takes no search options: ``max_uses``, the domain lists and ``user_location`` reach the
+    model as prompt instructions (:func:`claude2api.core.search.search_instructions`). ``native``: the
+    client asked in its dialect's own terms (a search tool, ``web_search_options``), so it reads the
+    structured results; ``False`` for the ``-search`` suffix and ``WEB_SEARCH=always``.
+    """
 
     max_uses: int | None = None
     allowed_domains: list[str] = field(default_factory=list)
     blocked_domains: list[str] = field(default_factory=list)
+    #: Free-text location hint (``"Paris, Île-de-France, FR"``), or ``None``.
+    user_location: str | None = None
+    native: bool = True
 
 
 @dataclass(slots=True)
@@ -244,10 +253,55 @@ class ToolCallEnd:
     index: int
 
 
-Event = TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
+@dataclass(slots=True)
+class SearchCall:
+    """claude.ai ran a web search (its own ``web_search`` tool; the id is its ``toolu_…`` id)."""
+
+    id: str
+    query: str
+
+
+@dataclass(slots=True)
+class SearchResult:
+    url: str
+    title: str
+    #: How old the page is, as claude.ai says it (``"2 days ago"``), when it says.
+    page_age: str | None = None
+
+
+@dataclass(slots=True)
+class SearchResults:
+    """What the search ``id`` found (claude.ai's ``knowledge`` list)."""
+
+    id: str
+    results: list[SearchResult] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Citation:
+    """A span of the reply text backed by a search result: ``cited_text`` is that span, which runs
+    from ``start`` to ``end`` (character offsets into the reply's answer text as claude.ai sent it).
+    Emitted once the span is over, right after its last :class:`TextDelta`."""
+
+    url: str
+    title: str
+    cited_text: str
+    start: int
+    end: int
+    #: claude.ai's citation uuid (an opaque reference for ``encrypted_index``).
+    id: str = ""
+
+
+Event = (
+    TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
+    | SearchCall | SearchResults | Citation
+)
+
+#: Web-search events: only replies to requests with web search carry them.
+SEARCH_EVENTS = (SearchCall, SearchResults, Citation)
 
 #: A content event: once one of these went to the client, the response is committed.
-CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, ToolCallEnd)
+CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, ToolCallEnd, *SEARCH_EVENTS)
 
 
 # ---------------------------------------------------------------------------------------------

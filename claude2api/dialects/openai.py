@@ -22,6 +22,7 @@ from claude2api.core.documents import DocumentError, document_from_data_url
 from claude2api.core.failures import APIError, bad_request, clip, model_not_found
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.tools import (
     OPENAI_TOOL_NAME,
@@ -32,13 +33,16 @@ from claude2api.core.tools import (
     upstream_call_id,
 )
 from claude2api.core.types import (
+    SEARCH_EVENTS,
     ChatRequest,
+    Citation,
     Event,
     ImagePart,
     Message,
     Part,
     ResponseFormat,
     Role,
+    SearchCall,
     TextPart,
     Thinking,
     ToolCall,
@@ -48,6 +52,7 @@ from claude2api.core.types import (
     ToolChoice,
     ToolDefinition,
     ToolResult,
+    WebSearch,
 )
 from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body
 from claude2api.upstream.image_http import is_image_media_type
@@ -126,6 +131,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         response_format=_neutral_format(response_format, body.get("response_format")),
+        web_search=_parse_web_search_options(body.get("web_search_options"), resolved.search),
     )
     request.instructions += tool_choice_instructions(request)
     options = OpenAIOptions(
@@ -133,6 +139,16 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         response_format=response_format,
     )
     return request, options
+
+
+def _parse_web_search_options(raw: object, suffix: bool) -> WebSearch | None:
+    """``web_search_options`` (``user_location``; ``search_context_size`` has no claude.ai knob),
+    or the ``-search`` model suffix."""
+    if raw is None:
+        return WebSearch(native=False) if suffix else None
+    if not isinstance(raw, dict):
+        raise bad_request("Invalid type for 'web_search_options': expected an object.", param="web_search_options")
+    return WebSearch(user_location=location_text(raw.get("user_location")))
 
 
 def _neutral_format(kind: str | None, raw: Any) -> ResponseFormat | None:
@@ -519,6 +535,7 @@ FINISH_REASONS = {
 }
 
 _TOOL_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd})
+_SEARCH_EVENT_TYPES = frozenset(SEARCH_EVENTS)
 
 
 class _Renderer:
@@ -553,6 +570,8 @@ class _Renderer:
         self._reasoning_keys = _REASONING_KEYS.get(mode, ())
         self._tags = mode == "think_tags"
         self._in_think = False
+        #: claude.ai's searches in this reply (for the metrics; chat usage has no field for them).
+        self.web_searches = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -708,18 +727,57 @@ class OpenAIStream(_Renderer):
         return f'{self._prefix}{{}},"logprobs":null,"finish_reason":"{self.finish_reason}"}}]{self._suffix}'
 
 
+def url_citation(event: Citation, end: int) -> dict[str, Any]:
+    """A ``url_citation`` annotation for the cited span that ends at ``end`` in ``content``."""
+    start = max(0, end - len(event.cited_text))
+    return {"type": "url_citation", "url_citation": {"start_index": start, "end_index": end, "url": event.url, "title": event.title}}
+
+
+class OpenAISearchStream(OpenAIStream):
+    """:class:`OpenAIStream` for a request with web search: counts the content it sends, and
+    sends each citation as ``delta.annotations`` (a ``url_citation``, indexes into ``content``)
+    right after the span it cites. Searches themselves have no chat-completions shape; they count."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        self._length = 0
+
+    def feed(self, event: Event) -> bytes:
+        if event.__class__ in _SEARCH_EVENT_TYPES:
+            if self._closed or self.done:
+                return b""
+            if isinstance(event, SearchCall):
+                self.web_searches += 1
+            elif isinstance(event, Citation):
+                delta = {"annotations": [url_citation(event, self._length)]}
+                return (self._start() + self._chunk(compact_json(delta))).encode()
+            return b""
+        return super().feed(event)
+
+    def _pieces(self, reasoning: str, content: str) -> str:
+        self._length += len(content)
+        return super()._pieces(reasoning, content)
+
+
 class OpenAICollector(_Renderer):
-    """Collects events into one ``chat.completion`` object (non-stream responses)."""
+    """Collects events into one ``chat.completion`` object (non-stream responses); citations
+    become ``message.annotations``."""
 
     def _setup(self) -> None:
         self._reasoning: list[str] = []
         self._content: list[str] = []
         self._calls: list[dict[str, Any]] = []
+        self._annotations: list[dict[str, Any]] = []
 
     def feed(self, event: Event) -> None:
         if self.done:
             return
-        if isinstance(event, ToolCallStart):
+        if event.__class__ in _SEARCH_EVENT_TYPES:
+            if isinstance(event, SearchCall):
+                self.web_searches += 1
+            elif isinstance(event, Citation):
+                self._annotations.append(url_citation(event, sum(map(len, self._content))))
+        elif isinstance(event, ToolCallStart):
             function = {"name": event.name, "arguments": ""}
             self._calls.append({"id": openai_call_id(event.id), "type": "function", "function": function})
         elif isinstance(event, ToolCallDelta) and self._calls:
@@ -739,6 +797,8 @@ class OpenAICollector(_Renderer):
         }
         if self._calls:
             message["tool_calls"] = self._calls
+        if self._annotations:
+            message["annotations"] = self._annotations
         if self._reasoning:
             message.update(dict.fromkeys(self._reasoning_keys, "".join(self._reasoning)))
         return {
@@ -820,7 +880,8 @@ def _error_frame(renderer: OpenAIStream, error: APIError) -> bytes:
 
 def _stream(spec: ReplySpec) -> OpenAIStream:
     r = spec.request
-    return OpenAIStream(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
+    renderer = OpenAIStream if r.web_search is None else OpenAISearchStream
+    return renderer(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
 def _collect(spec: ReplySpec) -> OpenAICollector:
@@ -850,6 +911,9 @@ def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
     ]
     if (body.get("tools") or body.get("functions")) and not request.tools:
         notes.append("tools ignored")
+    options = body.get("web_search_options")
+    if isinstance(options, dict) and options.get("search_context_size") not in (None, "medium"):
+        notes.append("web_search_options.search_context_size ignored")
     return notes
 
 

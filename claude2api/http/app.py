@@ -36,6 +36,7 @@ from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
 from claude2api.pipeline.output_guard import output_guard_factory
 from claude2api.pipeline.plugins import load_plugins
+from claude2api.pipeline.search_sources import search_sources_factory
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
 from claude2api.upstream.egress import Egresses
@@ -54,6 +55,7 @@ def chat_middlewares(settings: Settings, *, reload: bool = False) -> list[ChatMi
     """
     middlewares = [mw for mw in (p.middleware(settings) for p in load_plugins(settings, fresh=reload)) if mw]
     builtins = (
+        search_sources_factory,
         output_guard_factory,
         transcript_factory,
         history_to_file_factory,

@@ -181,6 +181,7 @@ async def stream(
     finally:
         active_streams.dec()
         record.tool_calls, record.output_tokens = tool_calls, renderer.output_tokens
+        record.web_searches = renderer.web_searches
         pinger.stop()
         await events.aclose()
     return response
@@ -235,6 +236,7 @@ async def collect(
         raise upstream_api_error(exc) from None
     finally:
         record.tool_calls, record.output_tokens = tool_calls, collector.output_tokens
+        record.web_searches = collector.web_searches
         await events.aclose()
     return collector.result()
 

@@ -44,7 +44,9 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
         # into it (wiggle, reference 2026 §3.1), so deleting it deletes them.
         protocol = generation(settings.upstream_protocol)
         tools = [tool_wire(t) for t in offered_tools(request)]
-        options = TurnOptions(model=request.upstream_model, thinking_effort=effort, tools=tools)
+        options = TurnOptions(
+            model=request.upstream_model, thinking_effort=effort, tools=tools, web_search=request.web_search is not None
+        )
         await protocol.open(client, account, conv_id, options)
         ctx.record.conversations += 1
         for image in ctx.turn.images:

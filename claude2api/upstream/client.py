@@ -26,7 +26,7 @@ from claude2api.upstream import browser
 from claude2api.upstream.classify import classify_response
 from claude2api.upstream.image_http import upload_filename
 from claude2api.upstream.sse import SSEParser
-from claude2api.upstream.translator import StreamTranslator
+from claude2api.upstream.translator import SearchStreamTranslator, StreamTranslator
 from claude2api.upstream.transport import AccountCookies, FilePart, Stream, TransportError, UpstreamTransport
 
 _MAX_ERROR_BODY = 64 * 1024
@@ -310,7 +310,8 @@ class ClaudeWebClient:
                 t["name"] for t in body.get("tools") or () if isinstance(t, dict) and "type" not in t
             )
             parser = SSEParser(comments=bool(client_tools))
-            translator = StreamTranslator(self.clock, client_tools)
+            searching = any(isinstance(t, dict) and t.get("type") == "web_search_v0" for t in body.get("tools") or ())
+            translator = (SearchStreamTranslator if searching else StreamTranslator)(self.clock, client_tools)
             while chunk:
                 for event, data in parser.feed(chunk):
                     for item in translator.handle(event, data):
