@@ -25,7 +25,7 @@ import aiohttp
 from claude2api.core.catalog import ModelCatalog
 from claude2api.core.types import Message, TextPart, UpstreamTurn
 from claude2api.pipeline.transcript import build_prompt
-from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream import browser
 from claude2api.upstream.protocol import TurnOptions, generation
 
 from .fake_server import delta_texts
@@ -107,8 +107,15 @@ class DirectClient:
         self.base = fake_info["base_url"]
         self.key = fake_info["session_key"]
         self.org = fake_info["org_id"]
-        self._headers = ClaudeWebClient(http, self.base)._headers  # the daemon's exact headers
         self._cleanup: set[asyncio.Task] = set()
+
+    def _headers(self, key: str, referer: str, accept: str = "application/json") -> dict[str, str]:
+        """The headers the daemon's aiohttp transport sends (browser.api_headers plus the cookie)."""
+        headers = browser.api_headers(
+            browser.profile(browser.DEFAULT_PROFILE), self.base, referer=referer, accept=accept, impersonating=False
+        )
+        headers["cookie"] = f"sessionKey={key}"
+        return headers
 
     def _url(self, conv: str, tail: str = "") -> str:
         return f"{self.base}/api/organizations/{self.org}/chat_conversations/{conv}{tail}"

@@ -403,6 +403,12 @@ def print_table(result: dict[str, Any]) -> None:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="50 clients, 5 s, 200 slow streams (CI smoke)")
+    parser.add_argument(
+        "--transport",
+        choices=("aiohttp", "impersonate"),
+        default="aiohttp",
+        help="the daemon's UPSTREAM_TRANSPORT (impersonate needs curl_cffi)",
+    )
     parser.add_argument("--clients", type=int, default=None, help="concurrent clients (default 1000)")
     parser.add_argument("--duration", type=float, default=None, help="seconds of load (default 60)")
     parser.add_argument("--slow-streams", type=int, default=None, help="streams held open (default 5000)")
@@ -431,7 +437,11 @@ def main(argv: list[str] | None = None) -> int:
     fake = start_fake(results)
     daemon = None
     try:
-        env = {"SESSIONS": f"{fake.info['session_key']}:{fake.info['org_id']}", "LOG_LEVEL": "warning"}
+        env = {
+            "SESSIONS": f"{fake.info['session_key']}:{fake.info['org_id']}",
+            "LOG_LEVEL": "warning",
+            "UPSTREAM_TRANSPORT": args.transport,
+        }
         daemon = procs.start_daemon(results, fake, None, name="load-daemon", uvloop=True, env=env)
         result = asyncio.run(run_load(args, daemon, fake))
     finally:

@@ -253,5 +253,5 @@ def conditions_line(cond: dict) -> str:
     return (
         f"{cond['cpu_model']}, {cond['nproc']} CPUs, Linux {cond['kernel']}; Python {cond['python']}, "
         f"aiohttp {cond['aiohttp']} (C parser: {cond['aiohttp_c_parser']}), {loop}; {pinned}; "
-        f"{cond['mode']} mode"
+        f"{cond['mode']} mode; upstream transport {cond.get('transport', 'aiohttp')}"
     )

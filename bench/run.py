@@ -1,6 +1,7 @@
 """claude2api benchmark: what the daemon adds between a client and claude.ai.
 
     .venv/bin/python bench/run.py [--quick] [--scenarios 1,2,3,4] [--json PATH] [--loop uvloop|asyncio]
+        [--transport aiohttp|impersonate]
 
 Starts the fake claude.ai (``bench/fake_server.py``) and the daemon (``python -m claude2api``) as
 separate processes, the daemon pinned alone to the first CPU and the fake plus this client to
@@ -43,6 +44,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         choices=("uvloop", "asyncio"),
         default="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         help="the daemon's event loop (EVENT_LOOP); default: uvloop when installed, as the daemon does",
+    )
+    parser.add_argument(
+        "--transport",
+        choices=("aiohttp", "impersonate"),
+        default="aiohttp",
+        help="the daemon's UPSTREAM_TRANSPORT (impersonate needs curl_cffi); default aiohttp, the baseline",
     )
     parser.add_argument(
         "--floor",
@@ -102,7 +109,9 @@ async def run(args: argparse.Namespace, results_dir: Path) -> dict:
     daemon = floor = None
     loads: list[dict] = []
     try:
-        daemon = procs.start_daemon(results_dir, fake, pin["daemon"], uvloop=args.uvloop)
+        daemon = procs.start_daemon(
+            results_dir, fake, pin["daemon"], uvloop=args.uvloop, env={"UPSTREAM_TRANSPORT": args.transport}
+        )
         if args.floor:  # idle while the daemon is measured, and the other way round
             floor = procs.start_floor(results_dir, fake, pin["daemon"], uvloop=args.uvloop)
         async with new_session() as direct_http, new_session() as proxied_http, new_session() as floor_http:
@@ -137,6 +146,7 @@ async def run(args: argparse.Namespace, results_dir: Path) -> dict:
                 proc.stop()
         fake.stop()
     cond = report.conditions(pin=pin, sizes=sizes, uvloop=args.uvloop, quick=args.quick, nofile=nofile)
+    cond["transport"] = args.transport
     cond["floor"] = "bench/bare_relay.py (minimal aiohttp relay), same pinning" if args.floor else None
     foreign = max((load["foreign_cores"] for load in loads), default=0.0)
     cond["max_foreign_cores"] = foreign

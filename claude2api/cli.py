@@ -1,5 +1,5 @@
 """Command line: ``claude2api [serve] [--config FILE]``, ``claude2api demo`` (or ``--demo``),
-``claude2api sessions [--json]``."""
+``claude2api sessions [--json]``, ``claude2api doctor``."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from claude2api import __version__
+from claude2api.accounts.doctor import run_doctor
 from claude2api.accounts.report import check_sessions, render_table
 from claude2api.config import ConfigError, Settings, load_settings, read_dotenv
 from claude2api.http.app import (
@@ -26,12 +27,10 @@ from claude2api.http.app import (
     create_app,
     make_runner,
     raise_open_file_limit,
-    upstream_session,
 )
 from claude2api.http.metrics import start_metrics_listener
 from claude2api.http.services import SERVICES
 from claude2api.logs import configure_logging, get_logger, register_secret
-from claude2api.upstream.client import ClaudeWebClient
 
 log = get_logger(__name__)
 
@@ -50,9 +49,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "command",
         nargs="?",
         default="serve",
-        choices=("serve", "demo", "sessions"),
+        choices=("serve", "demo", "sessions", "doctor"),
         help="serve (default): run the daemon; demo: run it against a built-in fake claude.ai; "
-        "sessions: check every configured session key against claude.ai and print a table",
+        "sessions: check every configured session key against claude.ai and print a table; "
+        "doctor: try every way to claude.ai for each account (transport, proxy) and say what to change",
     )
     parser.add_argument("--json", action="store_true", help="sessions: print JSON instead of a table")
     args = parser.parse_args(argv)
@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
             return run(run_demo(args.config, environ), environ.get("EVENT_LOOP", "auto"))
         settings = load_settings(args.config, environ)
         _setup_logging(settings)
+        if args.command == "doctor":
+            return run(run_doctor(settings), settings.event_loop)
         if args.command == "sessions":
             return run(print_sessions(settings, as_json=args.json), settings.event_loop)
         return run(
@@ -114,8 +116,7 @@ def _setup_logging(settings: Settings) -> None:
 
 async def print_sessions(settings: Settings, *, as_json: bool) -> int:
     """The ``sessions`` command; exit status 1 when any session is not healthy."""
-    async with upstream_session(settings) as http:
-        reports = await check_sessions(settings, ClaudeWebClient(http, settings.claude_base_url), time.time())
+    reports = await check_sessions(settings, time.time())
     if as_json:
         print(json.dumps([r.as_dict() for r in reports], indent=2))
     else:

@@ -33,6 +33,7 @@ from urllib.parse import unquote, urlsplit
 import yaml
 
 from claude2api.logs import MASK, fingerprint, redact_url
+from claude2api.upstream import browser, impersonate
 
 
 class ConfigError(Exception):
@@ -42,17 +43,41 @@ class ConfigError(Exception):
 @dataclass(frozen=True, slots=True, repr=False)
 class SessionSpec:
     """One claude.ai account: its ``sessionKey`` cookie and, if known, its organization UUID
-    (which saves the ``/api/organizations`` lookup). ``repr`` shows the fingerprint, never the key."""
+    (which saves the ``/api/organizations`` lookup). ``repr`` shows the fingerprint, never the key.
+
+    Optionally its own way out: ``proxy`` (else ``PROXY``), a browser ``cookie`` string copied with
+    the ``user_agent`` its ``cf_clearance`` is bound to."""
 
     key: str
     org_id: str | None = None
+    proxy: str | None = None
+    cookie: str | None = None
+    user_agent: str | None = None
 
     @property
     def fingerprint(self) -> str:
         return fingerprint(self.key)
 
+    def secret_values(self) -> tuple[str | None, ...]:
+        """The key, the proxy password (as written and decoded), the cookie string and its values."""
+        password = urlsplit(self.proxy).password if self.proxy else None
+        cookie_values = [v for piece in (self.cookie or "").split(";") for v in [piece.partition("=")[2].strip()]]
+        return (self.key, password, unquote(password) if password else None, self.cookie, *cookie_values)
+
+    def redacted(self) -> dict[str, Any]:
+        """JSON-ready, the key as its fingerprint, the proxy password and the cookie masked."""
+        shown: dict[str, Any] = {"session": self.fingerprint, "org_id": self.org_id}
+        if self.proxy:
+            shown["proxy"] = redact_url(self.proxy)
+        if self.cookie:
+            shown["cookie"] = MASK
+        if self.user_agent:
+            shown["user_agent"] = self.user_agent
+        return shown
+
     def __repr__(self) -> str:
-        return f"SessionSpec({self.fingerprint}, org_id={self.org_id!r})"
+        proxy = f", proxy={redact_url(self.proxy)!r}" if self.proxy else ""
+        return f"SessionSpec({self.fingerprint}, org_id={self.org_id!r}{proxy})"
 
 
 # --- parsers: (raw value from the environment or YAML, name to report) -> typed value ----------
@@ -182,6 +207,56 @@ def _model_aliases(raw: Any, name: str) -> tuple[tuple[str, str], ...]:
     return tuple(pairs)
 
 
+@dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """One plugin to load: a module path, a ``.py`` file or (``entry_point``) the name of an entry
+    point in the ``claude2api.plugins`` group, and the options its factory gets."""
+
+    ref: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    entry_point: bool = False
+
+
+_PLUGIN_FIELDS = frozenset({"module", "entry_point", "options"})
+
+
+def _plugins(raw: Any, name: str) -> tuple[PluginSpec, ...]:
+    """``PLUGINS=a,b.py`` (no options), or YAML: a list of refs and ``{module: ..., options: {...}}``
+    (or ``{entry_point: name, options: ...}``) entries, or a mapping ``{ref: options}``."""
+    if isinstance(raw, dict):
+        raw = [{"module": ref, "options": options} for ref, options in raw.items()]
+    specs = [_plugin(item, f"{name} entry {number}") for number, item in enumerate(_items(raw, name), 1)]
+    return tuple(spec for spec in specs if spec is not None)
+
+
+def _plugin(item: Any, label: str) -> PluginSpec | None:
+    if not isinstance(item, dict):
+        ref = _text(item, label)
+        return PluginSpec(ref) if ref else None
+    unknown = set(item) - _PLUGIN_FIELDS
+    if unknown:
+        names = ", ".join(repr(str(k)) for k in sorted(unknown, key=str))
+        raise ConfigError(f"{label} has unknown field(s) {names} (expected module or entry_point, and options)")
+    if ("module" in item) == ("entry_point" in item):
+        raise ConfigError(f"{label} needs exactly one of module: or entry_point:")
+    ref = _text(item.get("module") or item.get("entry_point") or "", label)
+    if not ref:
+        raise ConfigError(f"{label} has an empty module or entry_point")
+    options = item.get("options")
+    if options is None:
+        options = {}
+    if not isinstance(options, dict) or not all(isinstance(key, str) for key in options):
+        raise ConfigError(f"{label}: options must be a mapping with string keys")
+    return PluginSpec(ref, options, entry_point="entry_point" in item)
+
+
+def _entry_point_names(raw: Any, name: str) -> tuple[str, ...]:
+    """``false`` (none, the default), ``true`` (every installed one: ``("*",)``) or a list of names."""
+    if isinstance(raw, bool) or (isinstance(raw, (str, int)) and str(raw).strip().lower() in _BOOLEANS):
+        return ("*",) if _boolean(raw, name) else ()
+    return _string_list(raw, name)
+
+
 def _sessions(raw: Any, name: str) -> tuple[SessionSpec, ...]:
     specs: dict[str, SessionSpec] = {}
     for number, item in enumerate(_items(raw, name), 1):
@@ -194,29 +269,75 @@ def _sessions(raw: Any, name: str) -> tuple[SessionSpec, ...]:
     return tuple(specs.values())
 
 
+#: Mapping fields of a ``sessions:`` entry -> SessionSpec field (the first spelling is documented).
+_SESSION_FIELDS = {
+    "key": "key",
+    "session_key": "key",
+    "sessionKey": "key",
+    "org": "org",
+    "org_id": "org",
+    "orgID": "org",
+    "proxy": "proxy",
+    "cookie": "cookie",
+    "user_agent": "user_agent",
+}
+
+
 def _session(item: Any, label: str) -> SessionSpec | None:
-    """``key``, ``key:orgUUID`` or ``{session_key: ..., org_id: ...}``; ``None`` for an empty entry."""
+    """One ``sessions`` entry; ``None`` for an empty one.
+
+    A string is ``key[:orgUUID][@proxy-url]``: everything after the *first* ``@`` is the proxy URL
+    (which may hold ``:`` and ``@`` of its own; a session key or org id never holds ``@``), and the
+    part before it splits at its first ``:``. In ``SESSIONS`` entries are comma-separated, so a
+    proxy password holding ``,`` must be percent-encoded (``%2C``). A mapping takes ``key``, ``org``,
+    ``proxy``, ``cookie`` (a browser ``Cookie`` header) and ``user_agent`` (the one ``cf_clearance`` is bound to).
+    """
+    proxy = cookie = user_agent = ""
     if isinstance(item, dict):
-        unknown = set(item) - {"session_key", "sessionKey", "org_id", "orgID"}
+        unknown = set(item) - set(_SESSION_FIELDS)
         if unknown:
             names = ", ".join(repr(str(k)) for k in sorted(unknown, key=str))
-            raise ConfigError(f"{label} has unknown field(s) {names}")
-        key = _text(item.get("session_key") or item.get("sessionKey") or "", label)
-        org = _text(item.get("org_id") or item.get("orgID") or "", label)
+            raise ConfigError(f"{label} has unknown field(s) {names}; expected key, org, proxy, cookie, user_agent")
+        given: dict[str, str] = {}
+        for name, value in item.items():
+            target = _SESSION_FIELDS[name]
+            if target in given:
+                raise ConfigError(f"{label} gives {target} twice; keep one spelling")
+            given[target] = _text(value if value is not None else "", f"{label} {name}")
+        key, org = given.get("key", ""), given.get("org", "")
+        proxy, cookie, user_agent = given.get("proxy", ""), given.get("cookie", ""), given.get("user_agent", "")
     elif isinstance(item, str):
-        key, _, org = (part.strip() for part in item.strip().partition(":"))
+        account, _, proxy = item.strip().partition("@")
+        key, _, org = (part.strip() for part in account.partition(":"))
+        proxy = proxy.strip()
     else:
         raise ConfigError(f"{label} must be a string or a mapping")
     if not key:
-        if org:
-            raise ConfigError(f"{label} has an org id but no session key")
+        given_parts = [name for name, value in (("an org id", org), ("a proxy", proxy), ("a cookie", cookie)) if value]
+        if given_parts:
+            raise ConfigError(f"{label} has {' and '.join(given_parts)} but no session key")
         return None
     if not SESSION_KEY_RE.fullmatch(key):
         raise ConfigError(
-            f"{label} does not look like a session key (expected sk-ant-sid01-… or sk-ant-sid02-…):"
+            f"{label} does not look like a session key (expected sk-ant-sid01-… or sk-ant-sid02-…, which never"
+            " holds ':' or '@'):"
             " give only the value of the sessionKey cookie"
         )
-    return SessionSpec(key, _org_id(org, label) if org else None)
+    if cookie and (any(c in cookie for c in "\r\n\0") or not _parse_cookie_pairs(cookie)):
+        raise ConfigError(f"{label} cookie must be one Cookie header line such as 'cf_clearance=...; __cf_bm=...'")
+    if any(c in user_agent for c in "\r\n\0"):
+        raise ConfigError(f"{label} user_agent must be a single line")
+    return SessionSpec(
+        key,
+        _org_id(org, label) if org else None,
+        proxy=_proxy(proxy, f"{label} proxy") if proxy else None,
+        cookie=cookie or None,
+        user_agent=user_agent or None,
+    )
+
+
+def _parse_cookie_pairs(header: str) -> list[tuple[str, str]]:
+    return [(n.strip(), v) for n, sep, v in (p.strip().partition("=") for p in header.split(";")) if sep and n.strip()]
 
 
 def _org_id(org: str, label: str) -> str:
@@ -325,6 +446,16 @@ def _mirror_prefix(raw: Any, name: str) -> str:
     return _text(raw, name).rstrip("/")
 
 
+def _browser_profile(raw: Any, name: str) -> str:
+    """An impersonation profile we have headers for and curl_cffi (when installed) knows."""
+    value = _text(raw, name)
+    try:
+        browser.profile(value)
+        return impersonate.check_profile(value)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
 def _setting(default: Any, parse: Parser, *, env: str | None = None, secret: bool = False) -> Any:
     """A setting's declaration. ``secret`` ones may also come from a file (:func:`load_settings`)."""
     return field(default=default, metadata={"parse": parse, "env": env, "secret": secret})
@@ -370,6 +501,13 @@ class Settings:
     usage_refresh_seconds: float = _setting(1800.0, _number(positive=False))
     log_level: str = _setting("info", _choice("debug", "info", "warning", "error"))
     log_format: str = _setting("auto", _choice("auto", "json", "console"))
+    #: How bytes reach claude.ai: "auto" (impersonate when curl_cffi is installed, else aiohttp),
+    #: "aiohttp" (plain Python TLS) or "impersonate" (a browser's TLS/HTTP2 fingerprint, the extra).
+    upstream_transport: str = _setting("auto", _choice("auto", "aiohttp", "impersonate"))
+    #: The browser the impersonating transport (and every transport's headers) claims to be.
+    upstream_impersonate: str = _setting(browser.DEFAULT_PROFILE, _browser_profile)
+    #: A PEM bundle of CAs to trust for claude.ai instead of the system's (a TLS-inspecting proxy, tests).
+    upstream_ca_file: str | None = _setting(None, _optional_text)
     upstream_connect_timeout: float = _setting(30.0, _number(positive=True))
     #: The longest silent gap allowed in an upstream stream, not a total timeout.
     upstream_read_timeout: float = _setting(600.0, _number(positive=True))
@@ -381,6 +519,10 @@ class Settings:
     max_images_per_request: int = _setting(20, _integer(0))
     #: Total bytes of one request's images (inline and downloaded).
     max_image_bytes_per_request: int = _setting(50 * 1024 * 1024, _integer(1))
+    #: Documents (PDFs, office and text files) one request may carry, inline and URL; 0 refuses documents.
+    max_documents_per_request: int = _setting(20, _integer(0))
+    #: Total bytes of one request's documents (inline and downloaded).
+    max_document_bytes_per_request: int = _setting(30 * 1024 * 1024, _integer(1))
     cooldown_default_seconds: float = _setting(3600.0, _number(positive=False))
     request_rate_cooldown_seconds: float = _setting(60.0, _number(positive=False))
     #: SSE keep-alive comment interval; 0 disables.
@@ -400,8 +542,11 @@ class Settings:
     admin_key: str | None = _setting(None, _optional_text, secret=True)
     #: Upstream attempts per request.
     retry_count: int = _setting(5, _integer(1))
-    #: Module paths of chat-middleware plugins to load, in order.
-    plugins: tuple[str, ...] = _setting((), _string_list)
+    #: Chat-middleware plugins to load, in order, with their options (:class:`PluginSpec`).
+    plugins: tuple[PluginSpec, ...] = _setting((), _plugins)
+    #: Installed plugins (entry point group ``claude2api.plugins``) to load after ``plugins``:
+    #: none, all (``true``) or the listed entry point names.
+    plugins_entry_points: tuple[str, ...] = _setting((), _entry_point_names)
     #: Event loop: "auto" (uvloop when installed), "uvloop" or "asyncio".
     event_loop: str = _setting("auto", _choice("auto", "uvloop", "asyncio"))
     #: Browser origins allowed to call the daemon (CORS); empty: none, "*": any.
@@ -437,6 +582,12 @@ class Settings:
     tools: bool = _setting(True, _boolean)
     #: Seconds of upstream silence after a client tool call that end the turn (claude.ai holds it open).
     tool_call_idle_seconds: float = _setting(1.5, _number(positive=True))
+    #: claude.ai's web search: "off" (a request asking for it gets a 400), "on_request" (when the
+    #: client asks: a search tool, web_search_options, a -search model), "always" (every request).
+    web_search: str = _setting("on_request", _choice("off", "on_request", "always"))
+    #: Sources listed at the end of the reply text: "auto" (when the client did not ask for search
+    #: in its own dialect, so reads no citations), "footer" (always, after a search), "off".
+    search_sources: str = _setting("auto", _choice("auto", "footer", "off"))
 
     @property
     def host(self) -> str:
@@ -459,14 +610,19 @@ class Settings:
         """Every setting, JSON-ready, with session keys as fingerprints and other secrets masked."""
         shown = {f.name: getattr(self, f.name) for f in fields(self)}
         shown.update(
-            sessions=[{"session": s.fingerprint, "org_id": s.org_id} for s in self.sessions],
+            sessions=[s.redacted() for s in self.sessions],
             api_keys=[MASK for _ in self.api_keys],
             admin_key=MASK if self.admin_key else None,
             metrics_key=MASK if self.metrics_key else None,
             proxy=redact_url(self.proxy) if self.proxy else None,
             models=list(self.models),
             model_aliases=dict(self.model_aliases),
-            plugins=list(self.plugins),
+            # Option values may be credentials (a plugin's own API key): only their names are shown.
+            plugins=[
+                {"entry_point" if p.entry_point else "module": p.ref, "options": sorted(p.options)}
+                for p in self.plugins
+            ],
+            plugins_entry_points=list(self.plugins_entry_points),
         )
         return shown
 
@@ -479,7 +635,7 @@ class Settings:
             self.metrics_key,
             password,
             unquote(password) if password else None,
-            *(s.key for s in self.sessions),
+            *(value for s in self.sessions for value in s.secret_values()),
         )
         return tuple(dict.fromkeys(v for v in candidates if v))
 
@@ -645,6 +801,13 @@ def _check(settings: Settings) -> None:
     """Checks that involve several settings."""
     if settings.enable_mirror_api:
         _check_mirror_prefix(settings.mirror_api_prefix)
+    if settings.upstream_transport == "impersonate" and not impersonate.available():
+        raise ConfigError(
+            "UPSTREAM_TRANSPORT is impersonate but curl_cffi is not installed:"
+            " pip install 'claude2api[impersonate]' (or set UPSTREAM_TRANSPORT=auto or aiohttp)"
+        )
+    if settings.upstream_ca_file and not Path(settings.upstream_ca_file).is_file():
+        raise ConfigError(f"UPSTREAM_CA_FILE {settings.upstream_ca_file} is not a file")
     if not settings.sessions and not settings.enable_mirror_api:
         raise ConfigError("no SESSIONS configured and mirror mode is off: nothing to serve")
     # Without sessions (mirror only) there is nothing of ours to relay; the original served mirror

@@ -1,20 +1,26 @@
 """Example plugin: put a fixed system prompt in front of every conversation.
 
-Enable with ``PLUGINS=plugins/system_prompt.py`` (a module path such as ``mypackage.plugin`` works
-too) and set ``SYSTEM_PROMPT``. The plugin sees the dialect-neutral request, so it works the same
-for OpenAI and Anthropic clients.
+Enable it in the YAML configuration, with its option::
+
+    plugins:
+      - module: plugins/system_prompt.py   # a module path such as mypackage.plugin works too
+        options: {prompt: "Answer in French."}
+
+The plugin sees the dialect-neutral request, so it works the same for every client dialect.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
 
-from claude2api.plugin import ChatContext, ChatHandler, Event, Message, TextPart
+from claude2api.plugin import ChatContext, ChatHandler, ChatMiddleware, Event, Message, TextPart
+
+requires_api = 1
 
 
-def chat_middleware(settings):
-    prompt = os.environ.get("SYSTEM_PROMPT", "").strip()
+def chat_middleware(settings: Any, options: Mapping[str, Any]) -> ChatMiddleware | None:
+    prompt = str(options.get("prompt") or "").strip()
     if not prompt:
         return None  # nothing to add: stay out of the chain
 

@@ -4,7 +4,8 @@ Each is an async context manager listening on 127.0.0.1 that yields itself: ``.u
 configure as ``PROXY``, ``.targets`` every (host, port) a client asked to reach, ``.auths`` the
 credentials each client presented, and ``.domains`` the host names that reached the proxy
 unresolved (socks5h / socks4a / HTTP), which proves the proxy, not the client, resolved them.
-Pure asyncio streams; tunnels relay bytes both ways until either side closes.
+``.session_keys`` holds every ``sessionKey`` cookie seen in plain-http traffic from clients: which
+claude.ai account went out through this proxy. Pure asyncio streams; tunnels relay bytes both ways until either side closes.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import ipaddress
+import re
 import socket
 import struct
 from typing import Self
@@ -28,6 +30,7 @@ class ProxyServer:
         self.targets: list[tuple[str, int]] = []
         self.domains: list[str] = []
         self.auths: list[object] = []
+        self.session_keys: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -70,17 +73,23 @@ class ProxyServer:
         if domain:
             self.domains.append(host)
 
-    @staticmethod
-    async def relay(client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
+    def sniff(self, data: bytes) -> None:
+        """Note the accounts (``sessionKey`` cookies) in plain-http bytes from a client."""
+        self.session_keys.update(m.decode() for m in _SESSION_KEY.findall(data))
+
+    async def relay(self, client: tuple[asyncio.StreamReader, asyncio.StreamWriter],
                     target: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         """Copy bytes both ways until either side closes; close the target (``_accept`` closes the client)."""
 
-        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, sniff: bool) -> None:
             while data := await reader.read(65536):
+                if sniff:
+                    self.sniff(data)
                 writer.write(data)
                 await writer.drain()
 
-        pipes = [asyncio.create_task(pipe(client[0], target[1])), asyncio.create_task(pipe(target[0], client[1]))]
+        pipes = [asyncio.create_task(pipe(client[0], target[1], True)),
+                 asyncio.create_task(pipe(target[0], client[1], False))]
         try:
             await asyncio.wait(pipes, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -115,6 +124,7 @@ class HTTPProxy(ProxyServer):
             hop = {"proxy-authorization", "proxy-connection", "connection", "keep-alive"}
             kept = [f"{n}: {v}" for n, v in headers if n.lower() not in hop]
             head = "\r\n".join([f"{method} {path} {version}", *kept, "Connection: close", "", ""])
+            self.sniff(head.encode("latin-1"))
         host, port = parts.hostname or "", parts.port or 80
         self.record(host, port, not _is_ip(host))
         try:
@@ -192,6 +202,9 @@ class SOCKS4Proxy(ProxyServer):
         writer.write(b"\x00" + (b"\x5a" if upstream else b"\x5b") + bytes(6))
         if upstream:
             await self.relay((reader, writer), upstream)
+
+
+_SESSION_KEY = re.compile(rb"sessionKey=([A-Za-z0-9_-]+)")
 
 
 def _is_ip(host: str) -> bool:

@@ -221,8 +221,9 @@ async def test_images(fake: FakeClaude, daemon: Daemon) -> None:
                 }
             ],
         )
-    [file_uuid] = fake.uploads
-    assert fake.uploads[file_uuid]["size"] == len(PNG)
+    [upload] = fake.calls_to("/wiggle/upload-file")  # the file goes away with the conversation
+    file_uuid = upload.file["file_uuid"]
+    assert upload.file["size"] == len(PNG)
     upstream = fake.calls_to("/completion")[-1].json
     assert upstream["files"] == [file_uuid]
     assert upstream["prompt"] == "Human: [image 1]\n\nWhat is this?\n\n"

@@ -13,6 +13,7 @@ from claude2api.core.catalog import ModelCatalog
 from claude2api.core.failures import APIError
 from claude2api.core.types import (
     ChatRequest,
+    DocumentPart,
     ImagePart,
     Limit,
     Message,
@@ -156,12 +157,12 @@ BAD_REQUESTS: list[tuple[object, str]] = [
                 user(
                     {
                         "type": "document",
-                        "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBER"},
+                        "source": {"type": "base64", "media_type": "application/zip", "data": "UEsDBA=="},
                     }
                 )
             ]
         },
-        "text documents",
+        "unsupported document type application/zip",
     ),
     ({"messages": [user({"type": "tool_result", "tool_use_id": "t", "content": 5})]}, "content.0.content"),
     ({"messages": [{"role": "user", "content": "x"}], "system": 5}, "system"),
@@ -414,7 +415,7 @@ def test_tool_blocks_become_tool_parts() -> None:
     ]
 
 
-def test_text_documents_become_text() -> None:
+def test_text_documents_become_documents_and_content_becomes_text() -> None:
     [message] = parse_messages(
         user(
             {
@@ -430,7 +431,7 @@ def test_text_documents_become_text() -> None:
         )
     )
     assert message.parts == [
-        TextPart("[document: notes.txt]\nplain text"),
+        DocumentPart(media_type="text/plain", text="plain text", filename="notes.txt"),
         TextPart("chunk"),
         TextPart("as a string"),
     ]

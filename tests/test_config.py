@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from claude2api.config import ConfigError, SessionSpec, Settings, env_name, load_settings, read_dotenv
+from claude2api.config import (
+    ConfigError,
+    PluginSpec,
+    SessionSpec,
+    Settings,
+    env_name,
+    load_settings,
+    read_dotenv,
+)
 from claude2api.logs import fingerprint
 
 KEY_A = "sk-ant-sid01-" + "A1b2C3d4" * 10
@@ -121,7 +129,7 @@ def test_env_new_settings() -> None:
     assert settings.state_file == "/var/lib/claude2api/state.json"
     assert settings.admin_key == "admin-key-123456"
     assert settings.retry_count == 1
-    assert settings.plugins == ("plugins.a", "plugins.b")
+    assert settings.plugins == (PluginSpec("plugins.a"), PluginSpec("plugins.b"))
     assert settings.image_fetch_allow_private is True
 
 
@@ -288,7 +296,8 @@ def test_yaml_error_names_the_key_and_file() -> None:
 
 
 def test_yaml_unknown_session_field() -> None:
-    assert "'cookie'" in config_error({"APIKEY": API_KEY}, f"sessions:\n  - cookie: {KEY_A}\n")
+    message = config_error({"APIKEY": API_KEY}, f"sessions:\n  - cookies: {KEY_A}\n")
+    assert "'cookies'" in message and KEY_A not in message
 
 
 # --- errors ---------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from claude2api.accounts import statefile
+from claude2api.accounts.statefile import state_id
 from claude2api.config import RESERVED_PATH_SEGMENTS, ConfigError, load_settings
 from claude2api.http.app import create_app
 from claude2api.testing import FakeClaude
@@ -219,14 +219,18 @@ async def test_mirror_mode_checks_the_key_before_any_work(fake: FakeClaude, tmp_
                 # First time: one organizations lookup; then refused from memory, no upstream call.
                 assert len(fake.calls) - before == (1 if attempt == 0 else 0)
             assert hits == []  # no blind fetch for an unverified caller
+            assert saved_sessions(state) <= {state_id(pooled.session_key)}
             async with http.post(url, json=body, headers={"Authorization": f"Bearer {own.session_key}"}) as resp:
                 assert resp.status == 200
             assert hits == ["/probe.png"]
         await daemon.idle()
-    # Mirror sessions are never written to the state file (the pooled account is, once its org is known).
-    saved = json.loads(state.read_text())["sessions"] if state.exists() else {}
-    assert set(saved) <= {statefile.state_id(pooled.session_key)}
+    # Mirror sessions are never written to the state file (the pooled one is: its device id).
+    assert saved_sessions(state) == {state_id(pooled.session_key)}
     assert fake.conversations == {}
+
+
+def saved_sessions(state: Path) -> set[str]:
+    return set(json.loads(state.read_text())["sessions"]) if state.exists() else set()
 
 
 async def test_rejected_mirror_key_ttl_is_a_setting(fake: FakeClaude) -> None:

@@ -336,7 +336,7 @@ async def test_image_count_is_capped_per_request(fake: FakeClaude, make_daemon, 
     assert fake.uploads == {}
     status, _, raw = await raw_post(daemon, path, chat(user(content[:3]), max_tokens=10))
     assert status == 200, raw
-    assert len(fake.uploads) == 3
+    assert len(fake.calls_to("/wiggle/upload-file")) == 3
 
 
 @pytest.fixture
@@ -365,7 +365,7 @@ async def test_images_are_fetched_concurrently(fake: FakeClaude, make_daemon, im
     status, _, raw = await raw_post(daemon, CHAT, chat(user(content)))
     assert status == 200, raw
     assert time.perf_counter() - started < 3.0  # one after the other: 5 s
-    assert len(fake.uploads) == 5
+    assert len(fake.calls_to("/wiggle/upload-file")) == 5
 
 
 async def test_image_fetches_share_one_deadline(fake: FakeClaude, make_daemon, image_server) -> None:

@@ -102,7 +102,7 @@ BAD_REQUESTS: list[tuple[object, str | None]] = [
         {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "input_audio"}]}]},
         "messages[0].content[1]",
     ),
-    ({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]}, "messages[0].content[0]"),
+    ({"messages": [{"role": "user", "content": [{"type": "file", "file": {}}]}]}, "messages[0].content[0].file"),
     ({"messages": [{"role": "user", "content": [{"type": "video"}]}]}, "messages[0].content[0]"),
     ({"messages": [{"role": "user", "content": ["plain"]}]}, "messages[0].content[0]"),
     ({"messages": [{"role": "user", "content": [{"type": "text", "text": 3}]}]}, "messages[0].content[0]"),

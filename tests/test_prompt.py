@@ -4,6 +4,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 
+from claude2api.config import Settings
 from claude2api.core.failures import APIError
 from claude2api.core.types import (
     Attachment,
@@ -34,6 +35,8 @@ def settings(**overrides):
         "image_fetch_allow_private": True,
         "max_images_per_request": 20,
         "max_image_bytes_per_request": 50 * 1024 * 1024,
+        "max_documents_per_request": 20,
+        "max_document_bytes_per_request": 30 * 1024 * 1024,
     }
     return SimpleNamespace(**(values | overrides))
 
@@ -47,7 +50,7 @@ def make_ctx(messages, *, instructions=(), http=None):
         model="claude-sonnet-4-5", upstream_model=None, messages=messages, instructions=list(instructions)
     )
     services = SimpleNamespace(http=http)
-    return ChatContext(request=request, services=services, request_id="req", dialect="openai")
+    return ChatContext(request=request, request_id="req", dialect="openai", settings=Settings(), internal=services)
 
 
 async def run_chain(ctx, *middlewares):

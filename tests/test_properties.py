@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from claude2api.config import Settings
 from claude2api.core.catalog import ModelCatalog
 from claude2api.core.failures import APIError
 from claude2api.core.stops import StopCutter
@@ -267,7 +268,7 @@ def run_prompt_middlewares(request: Any, *, limit: int) -> ChatContext:
     """The built-in prompt middlewares as the chain runs them, ending in a handler that encodes the
     turn the way the upstream client sends it."""
     config = SimpleNamespace(no_role_prefix=False, prompt_disable_artifacts=False, max_chat_history_length=limit)
-    ctx = ChatContext(request=request, services=None, request_id="req_test", dialect="openai")
+    ctx = ChatContext(request=request, request_id="req_test", dialect="openai", settings=Settings(), internal=None)
 
     def upstream(ctx: ChatContext) -> Any:
         json.dumps({"prompt": ctx.turn.prompt, "attachments": [attachment_wire(a) for a in ctx.turn.attachments]})

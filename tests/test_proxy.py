@@ -116,12 +116,14 @@ async def https_url(fake: FakeClaude, certificate, monkeypatch: pytest.MonkeyPat
     yield f"https://127.0.0.1:{sock.getsockname()[1]}"
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "impersonate"])
 @pytest.mark.parametrize("name", PROXIES)
-async def test_completions_go_through_the_proxy(name: str, fake: FakeClaude, make_daemon) -> None:
+async def test_completions_go_through_the_proxy(name: str, transport: str, fake: FakeClaude, make_daemon) -> None:
     factory, host = PROXIES[name]
     fake.reply("proxied answer")
     async with factory() as proxy:
-        daemon = await make_daemon(env={"PROXY": proxy.url, "CLAUDE_BASE_URL": base_url(fake, host)})
+        env = {"PROXY": proxy.url, "CLAUDE_BASE_URL": base_url(fake, host), "UPSTREAM_TRANSPORT": transport}
+        daemon = await make_daemon(env=env)
         async with sdk(daemon) as client:
             result = await client.chat.completions.create(**ask())
             stream = await client.chat.completions.create(**ask(), stream=True)
@@ -142,13 +144,15 @@ async def test_completions_go_through_the_proxy(name: str, fake: FakeClaude, mak
         assert set(proxy.auths) <= {(USER, PASSWORD)} and bool(proxy.auths) == bool(proxy.user)
 
 
+@pytest.mark.parametrize("transport", ["aiohttp", "impersonate"])
 @pytest.mark.parametrize("credentials", [(), (USER, PASSWORD)], ids=["open", "auth"])
 async def test_https_claude_goes_through_an_http_connect_tunnel(
-    credentials, https_url: str, fake: FakeClaude, make_daemon
+    credentials, transport: str, https_url: str, certificate, fake: FakeClaude, make_daemon
 ) -> None:
     fake.reply("tunnelled")
     async with HTTPProxy(*credentials) as proxy:
-        daemon = await make_daemon(env={"PROXY": proxy.url, "CLAUDE_BASE_URL": https_url})
+        env = {"PROXY": proxy.url, "CLAUDE_BASE_URL": https_url, "UPSTREAM_TRANSPORT": transport}
+        daemon = await make_daemon(env={**env, "UPSTREAM_CA_FILE": str(certificate[0])})
         async with sdk(daemon) as client:
             result = await client.chat.completions.create(**ask())
             stream = await client.chat.completions.create(**ask(), stream=True)

@@ -203,7 +203,7 @@ BAD: list[tuple[dict[str, Any], str | None]] = [
     ({"text": {"format": {"type": "xml"}}}, "text.format.type"),
     ({"text": {"format": {"type": "json_schema", "name": "A"}}}, "text.format.schema"),
     ({"tools": [{"type": "function", "name": "f"}]}, "tools"),
-    ({"tools": [{"type": "web_search"}], "tool_choice": "auto"}, "tools"),
+    ({"tools": [{"type": "file_search"}], "tool_choice": "auto"}, "tools"),
     ({"tool_choice": "required"}, "tool_choice"),
     ({"tool_choice": "sometimes"}, "tool_choice"),
     ({"metadata": {"k": 1}}, "metadata"),
@@ -220,8 +220,8 @@ def test_bad_requests_are_400_naming_the_param(body: dict[str, Any], param: str 
 
 
 def test_tools_refusal_says_why() -> None:
-    error = parse_error(tools=[{"type": "function", "name": "exec_command"}, {"type": "web_search"}])
-    assert error.code == "tools_not_supported" and "function, web_search" in error.message
+    error = parse_error(tools=[{"type": "function", "name": "exec_command"}, {"type": "file_search"}])
+    assert error.code == "tools_not_supported" and "function, file_search" in error.message
 
 
 def test_file_inputs_are_refused_clearly() -> None:

@@ -228,14 +228,17 @@ async def test_sessions_cli_prints_a_table(tmp_path: Path) -> None:
         json_code, json_out, _ = await run_cli("sessions", "--json", env=env, cwd=tmp_path)
     assert code == 1 and json_code == 1, err
     lines = out.strip().splitlines()
-    assert lines[0].split()[:5] == ["SESSION", "ORG", "PLAN", "STATE", "5H"]
+    assert lines[0].split()[:7] == ["SESSION", "ORG", "PLAN", "TRANSPORT", "EGRESS", "STATE", "5H"]
     assert "healthy" in lines[1] and ok.org_id in lines[1] and "pro" in lines[1] and "42%" in lines[1]
-    assert "dead" in lines[2]
-    assert "blocked" in lines[3] and "IP" in lines[3]
+    assert all(" direct " in line for line in lines[1:])
+    assert "dead" in lines[2] and "your key is dead" in lines[2]
+    assert "blocked" in lines[3] and "your IP (or proxy) is challenged" in lines[3]
     for account in (ok, dead, blocked):
         assert account.session_key not in out + err
     reports = json.loads(json_out)
     assert [r["state"] for r in reports] == ["healthy", "dead", "blocked"]
+    assert {r["egress"] for r in reports} == {"direct"} and all(r["transport"] for r in reports)
+    assert "key is probably fine" in reports[2]["hint"] and "key is dead" in reports[1]["hint"]
 
 
 async def test_sighup_reload_adds_sessions_and_keeps_the_others_state(tmp_path: Path) -> None:

@@ -388,7 +388,9 @@ async def test_web_search_server_tool_is_accepted(fake: FakeClaude, daemon: Daem
         },
     )
     assert status == 200, raw
-    assert [t["name"] for t in fake.calls_to("/completion")[-1].json["tools"]] == ["get_weather"]
+    tools = fake.calls_to("/completion")[-1].json["tools"]
+    assert tools[0] == {"type": "web_search_v0", "name": "web_search"}  # claude.ai's own search, first
+    assert [t["name"] for t in tools[1:]] == ["get_weather"]
 
 
 async def test_tools_off_is_a_400_that_says_so(fake: FakeClaude, make_daemon) -> None:

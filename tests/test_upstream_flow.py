@@ -144,10 +144,11 @@ async def test_data_url_images_are_uploaded_and_attached(fake: FakeClaude, daemo
             messages=[{"role": "user", "content": [
                 {"type": "text", "text": "What is this?"}, {"type": "image_url", "image_url": {"url": url}}]}],
         )
-    [_upload] = fake.calls_to("/upload")
-    [file_uuid] = fake.uploads
-    assert fake.uploads[file_uuid]["size"] == len(PNG)
-    assert fake.calls_to("/completion")[-1].json["files"] == [file_uuid]
+    [upload] = fake.calls_to("/wiggle/upload-file")  # into the conversation (reference 2026 §3.1)
+    assert upload.file["size"] == len(PNG)
+    completion = fake.calls_to("/completion")[-1]
+    assert completion.json["files"] == [upload.file["file_uuid"]]
+    assert upload.file["conversation"] in completion.path
 
 
 async def test_http_image_urls_are_downloaded(fake: FakeClaude, make_daemon, aiohttp_server) -> None:
@@ -164,8 +165,8 @@ async def test_http_image_urls_are_downloaded(fake: FakeClaude, make_daemon, aio
             messages=[{"role": "user", "content": [
                 {"type": "image_url", "image_url": {"url": str(server.make_url("/cat.png"))}}]}],
         )
-    [info] = fake.uploads.values()
-    assert info["size"] == len(PNG)
+    [upload] = fake.calls_to("/wiggle/upload-file")
+    assert upload.file["size"] == len(PNG)
 
 
 async def test_private_image_urls_are_refused_by_default(fake: FakeClaude, daemon: Daemon) -> None:

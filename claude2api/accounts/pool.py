@@ -34,6 +34,7 @@ from claude2api.core.failures import Failure, Refusal, UpstreamError, iso_time
 from claude2api.core.limits import ALL_MODELS, MessageLimit, Usage, Window
 from claude2api.core.resets import clamp_reset, parse_instant, reset_time
 from claude2api.logs import fingerprint, get_logger
+from claude2api.upstream.browser import new_device_id
 from claude2api.upstream.client import Account, ClaudeWebClient, canonical_org_id
 
 log = get_logger(__name__)
@@ -82,6 +83,10 @@ class Session:
     usage_read_at: float = 0.0
     #: The windows of the last ``message_limit`` claude.ai streamed to this account.
     stream_windows: tuple[Window, ...] = ()
+    #: The ``anthropic-device-id`` this account shows claude.ai: made once, kept in the state file.
+    device_id: str = field(default_factory=new_device_id)
+    #: Transport and egress the account goes through (set by the app), for the operator's view.
+    egress: str = ""
     #: Held while the organization is looked up, so concurrent first requests look it up once.
     org_lookup: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
@@ -124,6 +129,7 @@ class Session:
             "model_until": dict(self.model_until),
             "org_id": self.org_id,
             "plan": self.plan,
+            "device_id": self.device_id,
         }
 
     def restore(self, record: dict[str, Any], now: float, cooldown: float) -> bool:
@@ -167,6 +173,9 @@ class Session:
         self.model_until = {m: t for m, v in model_until.items() if (t := reset_time(v, now)) is not None}
         self.org_id = self.org_id or canonical_org_id(org_id)
         self.plan = plan
+        device_id = canonical_org_id(record.get("device_id"))  # a UUID, like an org id
+        if device_id is not None:
+            self.device_id = device_id
         return True
 
     def describe(self, pending_cleanup: int = 0) -> dict[str, Any]:
@@ -185,6 +194,7 @@ class Session:
             "utilization": round(self.pressure, 3),
             "windows": [describe_window(w) for w in self.windows()],
             "pending_cleanup": pending_cleanup,
+            "egress": self.egress,
         }
 
 
@@ -252,6 +262,7 @@ class SessionPool:
             saved = self.state.load() if self.state is not None else statefile.SavedState()
         now = self.clock()
         sessions = []
+        new_devices = False
         for key, configured_org in keys:
             org_id = canonical_org_id(configured_org)  # config checked it already; a path must never get less
             session = known.get(key)
@@ -260,10 +271,13 @@ class SessionPool:
                 record = saved.sessions.get(statefile.state_id(key))
                 if record is not None and not session.restore(record, now, self.cooldown_default):
                     log.warning("state_file_entry_dropped", session=session.fingerprint, part="sessions")
+                new_devices = new_devices or record is None or record.get("device_id") != session.device_id
             elif org_id and session.org_id != org_id:
                 session.org_id = org_id
             sessions.append(session)
         self.sessions = sessions
+        if new_devices:
+            self.save()  # a device id is made once: keep it before claude.ai sees it
 
     def by_state_id(self, sid: str) -> Session | None:
         """The configured session whose key hashes to ``sid`` (state file entries name sessions so)."""

@@ -1,7 +1,12 @@
 """``claude2api sessions``: check every configured key against claude.ai, in parallel, and say
 which account is healthy, dead, rate-limited until when, blocked by Cloudflare (an IP problem), or
 could not be checked because claude.ai did not answer (``unreachable``). Accounts are judged by the
-pool's own rules (:func:`~claude2api.accounts.resolve.resolve_account`: banned or restricted flags)."""
+pool's own rules (:func:`~claude2api.accounts.resolve.resolve_account`: banned or restricted flags).
+
+Each account is checked the way the daemon would reach claude.ai for it (transport, its egress,
+its cookies and device id), and the report says which that was and what the state means: a
+``blocked`` account's IP (or proxy) is challenged and its key is probably fine; a ``dead`` one's
+key is no good wherever it goes."""
 
 from __future__ import annotations
 
@@ -18,6 +23,7 @@ from claude2api.core.failures import Failure, UpstreamError, iso_time
 from claude2api.core.limits import SESSION, parse_usage
 from claude2api.logs import fingerprint
 from claude2api.upstream.client import Account, ClaudeWebClient
+from claude2api.upstream.egress import Egresses, describe_egress
 
 #: Neither healthy nor a known failure: claude.ai (or the way to it) did not give an answer.
 UNREACHABLE = "unreachable"
@@ -42,26 +48,57 @@ class SessionReport:
     utilization: float | None = None  # five-hour window, percent
     #: Every usage window ``/usage`` reports (5-hour, 7-day, per-model, ``limits[]``, spend).
     windows: list[dict[str, Any]] = field(default_factory=list)
+    transport: str = ""
+    egress: str = ""
+
+    @property
+    def hint(self) -> str:
+        """What the state means for the operator."""
+        return HINTS.get(self.state, "")
 
     def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {**self.__dict__, "hint": self.hint}
 
 
-async def check_sessions(settings: Settings, client: ClaudeWebClient, now: float) -> list[SessionReport]:
+HINTS = {
+    State.BLOCKED.value: "your IP (or proxy) is challenged by Cloudflare, the key is probably fine: see claude2api doctor",
+    State.DEAD.value: "your key is dead: copy a fresh sessionKey from the browser",
+    State.DISABLED.value: "the account or its organization is disabled",
+    UNREACHABLE: "claude.ai could not be reached this way: see claude2api doctor",
+}
+
+
+async def check_sessions(settings: Settings, now: float) -> list[SessionReport]:
+    """Every configured account, checked in parallel through its own egress."""
     saved = statefile.load(Path(settings.state_file)) if settings.state_file else statefile.SavedState()
+    egresses = Egresses(settings)
+    client = ClaudeWebClient(egresses.default(), settings.claude_base_url)
     parked = []
     for spec in settings.sessions:
         session = Session(key=spec.key)
         record = saved.sessions.get(statefile.state_id(spec.key))
-        parked.append(session if record and session.restore(record, now, settings.cooldown_default_seconds) else None)
-    return list(
-        await asyncio.gather(
+        restored = record is not None and session.restore(record, now, settings.cooldown_default_seconds)
+        parked.append(session if restored else None)
+        client.bind(
+            spec.key,
+            egresses.for_account(spec),
+            device_id=session.device_id,
+            cookie=spec.cookie,
+            user_agent=spec.user_agent,
+        )
+    try:
+        reports = await asyncio.gather(
             *(
                 check_one(client, spec.key, spec.org_id, saved_session, now)
                 for spec, saved_session in zip(settings.sessions, parked, strict=True)
             )
         )
-    )
+    finally:
+        await egresses.close()
+    for report, spec in zip(reports, settings.sessions, strict=True):
+        transport = client.wire(spec.key).transport
+        report.transport, report.egress = transport.name, describe_egress(transport.proxy)
+    return list(reports)
 
 
 async def check_one(
@@ -94,17 +131,19 @@ async def check_one(
 
 
 def render_table(reports: list[SessionReport]) -> str:
-    header = ("SESSION", "ORG", "PLAN", "STATE", "5H USE", "RESETS", "WINDOWS", "REASON")
+    header = ("SESSION", "ORG", "PLAN", "TRANSPORT", "EGRESS", "STATE", "5H USE", "RESETS", "WINDOWS", "REASON")
     rows = [
         (
             r.fingerprint,
             r.org_id or "-",
             r.plan or "-",
+            r.transport or "-",
+            r.egress or "-",
             r.state,
             f"{r.utilization:g}%" if r.utilization is not None else "-",
             r.resets_at or "-",
             window_summary(r.windows) or "-",
-            r.reason or "-",
+            f"{r.reason} -> {r.hint}" if r.reason and r.hint else r.reason or "-",
         )
         for r in reports
     ]

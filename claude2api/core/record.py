@@ -39,6 +39,8 @@ class RequestRecord:
     input_tokens: int | None = None
     output_tokens: int | None = None
     tool_calls: int = 0
+    #: Searches claude.ai ran for the reply (counted by the renderer, which sees them anyway).
+    web_searches: int = 0
     history_file: bool = False
     #: The client went away before the reply was over.
     client_gone: bool = False

@@ -11,7 +11,16 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+from claude2api.logs import get_logger
+
+if TYPE_CHECKING:  # annotations only: the neutral core imports nothing above it at run time
+    from structlog.typing import FilteringBoundLogger
+
+    from claude2api.accounts.pool import Session
+    from claude2api.config import Settings
+    from claude2api.http.services import Services
 
 from claude2api.core.limits import MessageLimit
 from claude2api.core.record import RequestRecord
@@ -35,8 +44,8 @@ class ImagePart:
 
 @dataclass(slots=True)
 class DocumentPart:
-    """A document the client sent (PDF, text...): inline bytes, a URL still to download, or text.
-    Not parsed yet; the files feature fills and uploads it."""
+    """A document the client sent (see :mod:`claude2api.core.documents`): bytes to upload (PDF,
+    office files), a text file's ``text`` (sent inline), or a URL the document middleware downloads."""
 
     media_type: str | None = None
     data: bytes | None = None
@@ -120,11 +129,20 @@ class ResponseFormat:
 
 @dataclass(slots=True)
 class WebSearch:
-    """claude.ai's own web search, when the client asked for it."""
+    """claude.ai's own web search, when the client asked for it (or the operator turned it on).
+
+    claude.ai takes no search options: ``max_uses``, the domain lists and ``user_location`` reach the
+    model as prompt instructions (:func:`claude2api.core.search.search_instructions`). ``native``: the
+    client asked in its dialect's own terms (a search tool, ``web_search_options``), so it reads the
+    structured results; ``False`` for the ``-search`` suffix and ``WEB_SEARCH=always``.
+    """
 
     max_uses: int | None = None
     allowed_domains: list[str] = field(default_factory=list)
     blocked_domains: list[str] = field(default_factory=list)
+    #: Free-text location hint (``"Paris, Île-de-France, FR"``), or ``None``.
+    user_location: str | None = None
+    native: bool = True
 
 
 @dataclass(slots=True)
@@ -160,6 +178,8 @@ class Attachment:
     file_name: str
     content: str
     file_type: str = "text/plain"
+    #: A client's text document (shown to claude.ai as a user's file), not one of our own.
+    document: bool = False
 
 
 @dataclass(slots=True)
@@ -169,6 +189,8 @@ class UpstreamTurn:
     prompt: str = ""
     attachments: list[Attachment] = field(default_factory=list)
     images: list[ImagePart] = field(default_factory=list)
+    #: Documents to upload (PDFs, office files); text documents go in ``attachments`` instead.
+    documents: list[DocumentPart] = field(default_factory=list)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -221,10 +243,55 @@ class ToolCallEnd:
     index: int
 
 
-Event = TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
+@dataclass(slots=True)
+class SearchCall:
+    """claude.ai ran a web search (its own ``web_search`` tool; the id is its ``toolu_…`` id)."""
+
+    id: str
+    query: str
+
+
+@dataclass(slots=True)
+class SearchResult:
+    url: str
+    title: str
+    #: How old the page is, as claude.ai says it (``"2 days ago"``), when it says.
+    page_age: str | None = None
+
+
+@dataclass(slots=True)
+class SearchResults:
+    """What the search ``id`` found (claude.ai's ``knowledge`` list)."""
+
+    id: str
+    results: list[SearchResult] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Citation:
+    """A span of the reply text backed by a search result: ``cited_text`` is that span, which runs
+    from ``start`` to ``end`` (character offsets into the reply's answer text as claude.ai sent it).
+    Emitted once the span is over, right after its last :class:`TextDelta`."""
+
+    url: str
+    title: str
+    cited_text: str
+    start: int
+    end: int
+    #: claude.ai's citation uuid (an opaque reference for ``encrypted_index``).
+    id: str = ""
+
+
+Event = (
+    TextDelta | ThinkingDelta | Stop | Limit | ToolCallStart | ToolCallDelta | ToolCallEnd
+    | SearchCall | SearchResults | Citation
+)
+
+#: Web-search events: only replies to requests with web search carry them.
+SEARCH_EVENTS = (SearchCall, SearchResults, Citation)
 
 #: A content event: once one of these went to the client, the response is committed.
-CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, ToolCallEnd)
+CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, ToolCallEnd, *SEARCH_EVENTS)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -235,19 +302,27 @@ CONTENT_EVENTS = (TextDelta, ThinkingDelta, Stop, ToolCallStart, ToolCallDelta, 
 class ChatContext:
     """Per-request state handed down the chat middleware chain.
 
-    ``services`` is the daemon's :class:`claude2api.http.services.Services` (settings, pool, upstream client);
-    ``session`` is set by the session-selection middleware; ``record`` collects what happened
-    for the access line and the metrics (:mod:`claude2api.core.record`); ``extras`` is free for plugins.
+    The plugin API (:mod:`claude2api.plugin`) is ``request`` (rewrite it with
+    :meth:`replace_request`), ``request_id``, ``dialect`` (``"openai"``, ``"anthropic"`` or
+    ``"responses"``), ``settings`` (read-only: the configuration this request started with, kept
+    even when a reload swaps it), ``log``, ``turn`` and ``extras`` (free for plugins). ``record`` collects what happened for the access line and the metrics
+    (:mod:`claude2api.core.record`). ``internal``,
+    ``mirror_session`` and ``session`` belong to the built-in middlewares and may change without
+    notice.
     """
 
     request: ChatRequest
-    services: Any
     request_id: str
     dialect: str
+    settings: Settings
+    #: The daemon's shared state (pool, upstream client, janitor), for the built-in middlewares.
+    internal: Services = field(repr=False)
+    log: FilteringBoundLogger = field(default_factory=lambda: get_logger("claude2api.plugins"), repr=False)
     turn: UpstreamTurn = field(default_factory=UpstreamTurn)
     #: Session override (mirror mode: the caller's own claude.ai key).
-    mirror_session: Any = None
-    session: Any = None
+    mirror_session: Session | None = None
+    #: The account the current attempt runs on, set by session failover.
+    session: Session | None = None
     record: RequestRecord = field(default_factory=RequestRecord)
     extras: dict[str, Any] = field(default_factory=dict)
 
@@ -259,5 +334,6 @@ class ChatContext:
 #: one that only prepares the request may be a plain function returning ``call_next(ctx)``.
 ChatHandler = Callable[[ChatContext], AsyncIterator[Event]]
 ChatMiddleware = Callable[[ChatContext, ChatHandler], AsyncIterator[Event]]
-#: A plugin's factory: gets the settings, returns a middleware (or ``None`` to stay out).
-ChatMiddlewareFactory = Callable[[Any], ChatMiddleware | None]
+#: A plugin's factory, ``chat_middleware(settings, options)`` (or ``chat_middleware(settings)``):
+#: returns a middleware, or ``None`` to stay out of the chain.
+ChatMiddlewareFactory = Callable[..., ChatMiddleware | None]

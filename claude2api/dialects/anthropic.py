@@ -27,9 +27,11 @@ from claude2api.core.catalog import (
     intent_from_anthropic,
     intent_from_suffix,
 )
+from claude2api.core.documents import DocumentError, document_from_base64, document_from_text
 from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.tools import (
     ANTHROPIC_TOOL_NAME,
@@ -39,11 +41,15 @@ from claude2api.core.tools import (
 )
 from claude2api.core.types import (
     ChatRequest,
+    Citation,
+    DocumentPart,
     Event,
     ImagePart,
     Message,
     Part,
     ResponseFormat,
+    SearchCall,
+    SearchResults,
     TextPart,
     Thinking,
     ToolCall,
@@ -104,6 +110,8 @@ def parse_messages_request(body: object, catalog: ModelCatalog) -> tuple[ChatReq
     if body.get("context_management") is not None:
         log.debug("context_management_ignored", reason="claude.ai manages the conversation's context itself")
     tools, web_search = _parse_tools(body.get("tools"))
+    if web_search is None and resolved.search:
+        web_search = WebSearch(native=False)
     choice, parallel = _parse_tool_choice(body.get("tool_choice"), tools)
     response_format, instructions = _parse_output_format(body)
     request = ChatRequest(
@@ -178,7 +186,9 @@ def _web_search(tool: dict[str, Any], path: str) -> WebSearch:
         if not isinstance(value, list) or not all(isinstance(d, str) for d in value):
             raise bad_request(f"{path}.{key}: Input should be a list of strings", param=f"{path}.{key}")
         domains[key] = value
-    return WebSearch(max_uses, domains["allowed_domains"], domains["blocked_domains"])
+    return WebSearch(
+        max_uses, domains["allowed_domains"], domains["blocked_domains"], location_text(tool.get("user_location"))
+    )
 
 
 def _parse_tool_choice(raw: object, tools: list[ToolDefinition]) -> tuple[ToolChoice | None, bool]:
@@ -448,20 +458,42 @@ def _decode_base64_image(media_type: object, data: object, path: str) -> ImagePa
 
 
 def _document_block(block: dict[str, Any], path: str) -> list[Part]:
-    """Text documents become text under their title; binary ones (PDF) would need an upload."""
+    """A document: base64 (PDF, office, text), plain text, URL (downloaded later) or inline content
+    blocks. ``title`` names the file; ``context`` follows it as text."""
     kind, source = _source(block)
-    data = source.get("data")
-    if kind == "text" and isinstance(data, str):
-        parts: list[Part] = [TextPart(data)] if data else []
-    elif kind == "content":
-        parts = _parse_content(source.get("content"), f"{path}.source.content")
-    else:
-        raise bad_request(
-            f"{path}.source: only text documents are supported (source type 'text' or 'content')",
-            param=f"{path}.source",
-        )
     title = block.get("title")
-    return _headed(f"[document: {title}]", parts) if isinstance(title, str) and title else parts
+    filename = title if isinstance(title, str) and title else None
+    media_type, data = source.get("media_type"), source.get("data")
+    if media_type is not None and not isinstance(media_type, str):
+        raise bad_request(f"{path}.source.media_type: Input should be a valid string", param=f"{path}.source.media_type")
+    parts: list[Part]
+    try:
+        if kind == "base64" and isinstance(data, str):
+            parts = [document_from_base64(data, media_type, filename)]
+        elif kind == "text" and isinstance(data, str):
+            parts = [document_from_text(data, media_type, filename)]
+        elif kind == "url":
+            parts = [DocumentPart(url=_http_url(source.get("url"), f"{path}.source.url"), filename=filename)]
+        elif kind == "content":
+            parts = _parse_content(source.get("content"), f"{path}.source.content")
+            parts = _headed(f"[document: {title}]", parts) if filename else parts
+        elif kind == "file":
+            raise bad_request(
+                f"{path}.source: file sources (Files API file ids) are not supported: claude2api has no Files API;"
+                " send the document inline (base64 or text) or by URL",
+                param=f"{path}.source",
+            )
+        else:
+            raise bad_request(
+                f"{path}.source: expected a source of type 'base64', 'text', 'url' or 'content' with its data",
+                param=f"{path}.source",
+            )
+    except DocumentError as exc:
+        raise bad_request(f"{path}.source: {exc}", param=f"{path}.source") from None
+    context = block.get("context")
+    if isinstance(context, str) and context:
+        parts.append(TextPart(f"[document context: {context}]"))
+    return parts
 
 
 def _tool_use_block(block: dict[str, Any], path: str) -> list[Part]:
@@ -534,6 +566,7 @@ class _Renderer:
         self._show_thinking = options.show_thinking
         self._input_tokens = max(prompt_tokens, 1)
         self._reply = ReplyCutter(stops, max_tokens)
+        self.web_searches = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -556,9 +589,40 @@ class _Renderer:
             return "thinking", thinking
         return "text", text
 
-    def _usage(self) -> dict[str, int]:
+    def _usage(self) -> dict[str, Any]:
         output = self._reply.answer.tokens + self._reply.thinking.tokens
-        return {"input_tokens": self._input_tokens, "output_tokens": output}
+        usage: dict[str, Any] = {"input_tokens": self._input_tokens, "output_tokens": output}
+        if self.web_searches:
+            usage["server_tool_use"] = {"web_search_requests": self.web_searches}
+        return usage
+
+
+def search_use_block(event: SearchCall) -> dict[str, Any]:
+    """claude.ai's search as the Messages API's ``server_tool_use`` block."""
+    return {"type": "server_tool_use", "id": event.id, "name": "web_search", "input": {"query": event.query}}
+
+
+def search_result_block(event: SearchResults) -> dict[str, Any]:
+    """claude.ai's ``knowledge`` list as a ``web_search_tool_result`` block. claude.ai sends no page
+    content to encrypt, so ``encrypted_content`` is empty (a client sending it back loses nothing:
+    history goes to claude.ai as text)."""
+    content = [
+        {"type": "web_search_result", "url": r.url, "title": r.title, "encrypted_content": "", "page_age": r.page_age}
+        for r in event.results
+    ]
+    return {"type": "web_search_tool_result", "tool_use_id": event.id, "content": content}
+
+
+def citation_object(event: Citation) -> dict[str, Any]:
+    """A ``web_search_result_location`` citation: the cited span of the reply, claude.ai's citation
+    uuid as ``encrypted_index``."""
+    return {
+        "type": "web_search_result_location",
+        "cited_text": event.cited_text,
+        "url": event.url,
+        "title": event.title,
+        "encrypted_index": event.id or event.url,
+    }
 
 
 def _frame(type_: str, data_json: str) -> str:
@@ -572,6 +636,8 @@ _EMPTY_BLOCKS = {
     "text": '{"type":"text","text":""}',
 }
 _TOOL_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd})
+#: Events that are no text: tool calls and web search (one set test per event on the text path).
+_SIDE_EVENTS = _TOOL_EVENTS | {SearchCall, SearchResults, Citation}
 _SIGNATURE_DELTA = f'{{"type":"signature_delta","signature":{compact_json(THINKING_SIGNATURE)}}}'
 
 
@@ -598,8 +664,9 @@ class AnthropicStream(_Renderer):
     def feed(self, event: Event) -> bytes:
         if self._closed:
             return b""
-        if event.__class__ in _TOOL_EVENTS:
-            return (self._start() + self._tool(event)).encode()
+        if event.__class__ in _SIDE_EVENTS:
+            side = self._tool(event) if event.__class__ in _TOOL_EVENTS else self._search(event)
+            return (self._start() + side).encode()
         out = self._start() + self._delta(*self._piece(event))
         if self.done:
             out += self._close()
@@ -664,6 +731,27 @@ class AnthropicStream(_Renderer):
             return self._block_delta(compact_json(delta)) if event.partial_json else ""
         return self._stop_block()
 
+    def _search(self, event: Event) -> str:
+        """Web search: ``server_tool_use`` (its query as one ``input_json_delta``) and
+        ``web_search_tool_result`` blocks, and a ``citations_delta`` on the open text block."""
+        if isinstance(event, Citation):
+            out = "" if self._block == "text" else self._stop_block() + self._start_block("text")
+            delta = {"type": "citations_delta", "citation": citation_object(event)}
+            return out + self._block_delta(compact_json(delta))
+        out = self._stop_block()
+        self._index += 1
+        if isinstance(event, SearchCall):
+            self.web_searches += 1
+            block = {**search_use_block(event), "input": {}}
+            start = {"type": "content_block_start", "index": self._index, "content_block": block}
+            query = {"type": "input_json_delta", "partial_json": compact_json({"query": event.query})}
+            out += _frame("content_block_start", compact_json(start)) + self._block_delta(compact_json(query))
+        else:
+            assert isinstance(event, SearchResults)
+            start = {"type": "content_block_start", "index": self._index, "content_block": search_result_block(event)}
+            out += _frame("content_block_start", compact_json(start))
+        return out + _frame("content_block_stop", f'{{"type":"content_block_stop","index":{self._index}}}')
+
     def _block_delta(self, delta_json: str) -> str:
         return _frame(
             "content_block_delta",
@@ -704,8 +792,11 @@ class AnthropicCollector(_Renderer):
     a stream would have had."""
 
     def _setup(self) -> None:
-        #: (kind, pieces) per block; a tool_use block's pieces are its id, name, then JSON pieces.
-        self._blocks: list[tuple[str, list[str]]] = []
+        #: (kind, pieces) per block; a tool_use block's pieces are its id, name, then JSON pieces;
+        #: a search block's only piece is its finished block.
+        self._blocks: list[tuple[str, list[Any]]] = []
+        #: Citations of text blocks, by block position.
+        self._citations: dict[int, list[dict[str, Any]]] = {}
 
     def feed(self, event: Event) -> None:
         if self.done:
@@ -715,6 +806,13 @@ class AnthropicCollector(_Renderer):
         elif isinstance(event, ToolCallDelta):
             if self._blocks and self._blocks[-1][0] == "tool_use":
                 self._blocks[-1][1].append(event.partial_json)
+        elif event.__class__ in _SEARCH_BLOCKS:
+            self.web_searches += isinstance(event, SearchCall)
+            self._blocks.append(("search", [_SEARCH_BLOCKS[event.__class__](event)]))  # type: ignore[operator]
+        elif isinstance(event, Citation):
+            if not self._blocks or self._blocks[-1][0] != "text":
+                self._blocks.append(("text", []))
+            self._citations.setdefault(len(self._blocks) - 1, []).append(citation_object(event))
         elif not isinstance(event, ToolCallEnd):
             self._add(*self._piece(event))
 
@@ -722,14 +820,18 @@ class AnthropicCollector(_Renderer):
         if not self.done:
             self._add("text", self._reply.end())
         content: list[dict[str, Any]] = []
-        for kind, pieces in self._blocks:
-            if kind == "thinking":
+        for position, (kind, pieces) in enumerate(self._blocks):
+            if kind == "search":
+                content.append(pieces[0])
+            elif kind == "thinking":
                 content.append(
                     {"type": "thinking", "thinking": "".join(pieces), "signature": THINKING_SIGNATURE}
                 )
             elif kind == "tool_use":
                 call_id, name, *arguments = pieces
                 content.append({"type": "tool_use", "id": call_id, "name": name, "input": _input("".join(arguments))})
+            elif position in self._citations:
+                content.append({"type": "text", "text": "".join(pieces), "citations": self._citations[position]})
             else:
                 content.append({"type": "text", "text": "".join(pieces)})
         if not any(block["type"] in ("text", "tool_use") for block in content):
@@ -752,6 +854,9 @@ class AnthropicCollector(_Renderer):
             self._blocks[-1][1].append(text)
         else:
             self._blocks.append((kind, [text]))
+
+
+_SEARCH_BLOCKS = {SearchCall: search_use_block, SearchResults: search_result_block}
 
 
 def _input(arguments: str) -> dict[str, Any]:
@@ -818,7 +923,7 @@ def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
         for name, default in _SAMPLING_DEFAULTS.items()
         if body.get(name) is not None and body.get(name) != default
     ]
-    if body.get("tools") and not request.tools:
+    if body.get("tools") and not request.tools and request.web_search is None:
         notes.append("tools ignored")
     thinking = body.get("thinking")
     if request.thinking and request.thinking.budget_tokens is not None and isinstance(thinking, dict):

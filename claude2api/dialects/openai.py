@@ -8,8 +8,6 @@ usage chunk only when ``stream_options.include_usage`` asked for it, then ``data
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import re
 import time
@@ -26,9 +24,12 @@ from claude2api.core.catalog import (
     intent_from_reasoning_effort,
     intent_from_suffix,
 )
+from claude2api.core.dataurl import decode_data_url
+from claude2api.core.documents import DocumentError, document_from_data_url
 from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.stops import MAX_STOP_LENGTH
 from claude2api.core.tools import (
     OPENAI_TOOL_NAME,
@@ -39,13 +40,16 @@ from claude2api.core.tools import (
     upstream_call_id,
 )
 from claude2api.core.types import (
+    SEARCH_EVENTS,
     ChatRequest,
+    Citation,
     Event,
     ImagePart,
     Message,
     Part,
     ResponseFormat,
     Role,
+    SearchCall,
     TextPart,
     Thinking,
     ToolCall,
@@ -55,6 +59,7 @@ from claude2api.core.types import (
     ToolChoice,
     ToolDefinition,
     ToolResult,
+    WebSearch,
 )
 from claude2api.dialects.base import Dialect, ReplySpec, parses_json_body, resolve_model
 from claude2api.upstream.image_http import is_image_media_type
@@ -77,8 +82,6 @@ MAX_STOPS = 4
 #: Reasoning echoed back by front-ends inside assistant content (``<think>`` / ``<thinking>``).
 _THINK_OPEN = re.compile(r"<(think|thinking)>", re.IGNORECASE)
 _THINK_CLOSE = {name: re.compile(rf"</{name}>\s*", re.IGNORECASE) for name in ("think", "thinking")}
-_DATA_URL = re.compile(r"([^,]*),(.*)", re.DOTALL)  # after "data:"
-_URLSAFE_B64 = str.maketrans("-_", "+/")
 
 _JSON_OBJECT_INSTRUCTION = (
     "Answer with exactly one valid JSON object and nothing else: no prose before or after it, "
@@ -128,6 +131,7 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         response_format=_neutral_format(response_format, body.get("response_format")),
+        web_search=_parse_web_search_options(body.get("web_search_options"), resolved.search),
     )
     request.instructions += tool_choice_instructions(request)
     options = OpenAIOptions(
@@ -135,6 +139,16 @@ def parse_chat_request(body: object, catalog: ModelCatalog) -> tuple[ChatRequest
         response_format=response_format,
     )
     return request, options
+
+
+def _parse_web_search_options(raw: object, suffix: bool) -> WebSearch | None:
+    """``web_search_options`` (``user_location``; ``search_context_size`` has no claude.ai knob),
+    or the ``-search`` model suffix."""
+    if raw is None:
+        return WebSearch(native=False) if suffix else None
+    if not isinstance(raw, dict):
+        raise bad_request("Invalid type for 'web_search_options': expected an object.", param="web_search_options")
+    return WebSearch(user_location=location_text(raw.get("user_location")))
 
 
 def _neutral_format(kind: str | None, raw: Any) -> ResponseFormat | None:
@@ -402,6 +416,8 @@ def _parse_part(part: object, param: str) -> Part:
         text = part.get(kind)  # type: ignore[union-attr]
         if isinstance(text, str):
             return TextPart(text)
+    elif kind == "file":
+        return _parse_file(part.get("file"), param)  # type: ignore[union-attr]
     elif kind == "image_url":
         image = part.get("image_url")  # type: ignore[union-attr]
         url = image.get("url") if isinstance(image, dict) else image  # a bare string from some clients
@@ -409,7 +425,7 @@ def _parse_part(part: object, param: str) -> Part:
             return parse_image_url(url, param)
     else:
         raise bad_request(
-            f"Unsupported content part type {clip(repr(kind))} in '{param}': only text and image_url are supported.",
+            f"Unsupported content part type {clip(repr(kind))} in '{param}': only text, image_url and file are supported.",
             param=param,
         )
     raise bad_request(f"Invalid content part '{param}': malformed '{kind}' part.", param=param)
@@ -426,20 +442,15 @@ def parse_image_url(url: str, param: str) -> ImagePart:
 
 
 def _decode_data_url(url: str, param: str) -> ImagePart:
-    match = _DATA_URL.fullmatch(url, 5)
-    header = match.group(1).split(";") if match else []
-    media_type = header[0].strip().lower() if header else ""
-    if not match or header[-1].strip().lower() != "base64" or not is_image_media_type(media_type):
+    declared = url[5:].split(",", 1)[0].split(";")
+    if len(declared) < 2 or not is_image_media_type(declared[0].strip().lower()):
         raise bad_request(
             f"Invalid image data URL in '{param}': expected data:image/<type>;base64,<data>.", param=param
         )
-    data = "".join(match.group(2).split()).translate(_URLSAFE_B64).rstrip("=")
     try:
-        decoded = base64.b64decode(data + "=" * (-len(data) % 4), validate=True)
-    except (binascii.Error, ValueError):
-        decoded = b""
-    if not decoded:
-        raise bad_request(f"Invalid base64 image data in '{param}'.", param=param)
+        media_type, decoded = decode_data_url(url)
+    except ValueError:
+        raise bad_request(f"Invalid base64 image data in '{param}'.", param=param) from None
     return ImagePart(media_type=media_type, data=decoded)
 
 
@@ -460,6 +471,39 @@ def _parse_tool_calls(message: dict[str, Any], i: int) -> list[Part]:
     if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
         calls.append(ToolCall(f"function:{legacy['name']}", legacy["name"], _arguments(legacy.get("arguments"))))
     return calls
+def _parse_file(file: object, param: str) -> Part:
+    """A ``file`` part: ``file_data`` (a data: URL or bare base64) with its ``filename``. File ids
+    need OpenAI's Files API, which claude2api does not have."""
+    if not isinstance(file, dict):
+        raise bad_request(f"Invalid content part '{param}': malformed 'file' part.", param=param)
+    if file.get("file_id") is not None and file.get("file_data") is None:
+        raise bad_request(
+            f"Unsupported 'file_id' in '{param}.file': file ids are not supported, as claude2api has no Files API;"
+            " send the file inline as 'file_data' (a data: URL) with its 'filename'.",
+            param=f"{param}.file.file_id",
+        )
+    data, filename = file.get("file_data"), file.get("filename")
+    if not isinstance(data, str) or not data or (filename is not None and not isinstance(filename, str)):
+        raise bad_request(
+            f"Invalid file part '{param}.file': expected 'file_data' (a data: URL) and an optional 'filename' string.",
+            param=f"{param}.file",
+        )
+    try:
+        return document_from_data_url(data, filename)
+    except DocumentError as exc:
+        raise bad_request(f"Invalid file in '{param}': {exc}.", param=f"{param}.file") from None
+
+
+def _describe_tool_calls(message: dict[str, Any]) -> str:
+    """Past tool calls of an assistant message as text, so the history keeps them."""
+    calls = message.get("tool_calls")
+    functions = [c.get("function") for c in calls if isinstance(c, dict)] if isinstance(calls, list) else []
+    functions.append(message.get("function_call"))  # the legacy single-call field
+    return "\n".join(
+        f"[called tool {f.get('name')} with {_arguments(f.get('arguments'))}]"
+        for f in functions
+        if isinstance(f, dict)
+    )
 
 
 def _arguments(raw: object) -> str:
@@ -494,6 +538,7 @@ FINISH_REASONS = {
 }
 
 _TOOL_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd})
+_SEARCH_EVENT_TYPES = frozenset(SEARCH_EVENTS)
 
 
 class _Renderer:
@@ -528,6 +573,8 @@ class _Renderer:
         self._reasoning_keys = _REASONING_KEYS.get(mode, ())
         self._tags = mode == "think_tags"
         self._in_think = False
+        #: claude.ai's searches in this reply (for the metrics; chat usage has no field for them).
+        self.web_searches = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -683,18 +730,57 @@ class OpenAIStream(_Renderer):
         return f'{self._prefix}{{}},"logprobs":null,"finish_reason":"{self.finish_reason}"}}]{self._suffix}'
 
 
+def url_citation(event: Citation, end: int) -> dict[str, Any]:
+    """A ``url_citation`` annotation for the cited span that ends at ``end`` in ``content``."""
+    start = max(0, end - len(event.cited_text))
+    return {"type": "url_citation", "url_citation": {"start_index": start, "end_index": end, "url": event.url, "title": event.title}}
+
+
+class OpenAISearchStream(OpenAIStream):
+    """:class:`OpenAIStream` for a request with web search: counts the content it sends, and
+    sends each citation as ``delta.annotations`` (a ``url_citation``, indexes into ``content``)
+    right after the span it cites. Searches themselves have no chat-completions shape; they count."""
+
+    def _setup(self) -> None:
+        super()._setup()
+        self._length = 0
+
+    def feed(self, event: Event) -> bytes:
+        if event.__class__ in _SEARCH_EVENT_TYPES:
+            if self._closed or self.done:
+                return b""
+            if isinstance(event, SearchCall):
+                self.web_searches += 1
+            elif isinstance(event, Citation):
+                delta = {"annotations": [url_citation(event, self._length)]}
+                return (self._start() + self._chunk(compact_json(delta))).encode()
+            return b""
+        return super().feed(event)
+
+    def _pieces(self, reasoning: str, content: str) -> str:
+        self._length += len(content)
+        return super()._pieces(reasoning, content)
+
+
 class OpenAICollector(_Renderer):
-    """Collects events into one ``chat.completion`` object (non-stream responses)."""
+    """Collects events into one ``chat.completion`` object (non-stream responses); citations
+    become ``message.annotations``."""
 
     def _setup(self) -> None:
         self._reasoning: list[str] = []
         self._content: list[str] = []
         self._calls: list[dict[str, Any]] = []
+        self._annotations: list[dict[str, Any]] = []
 
     def feed(self, event: Event) -> None:
         if self.done:
             return
-        if isinstance(event, ToolCallStart):
+        if event.__class__ in _SEARCH_EVENT_TYPES:
+            if isinstance(event, SearchCall):
+                self.web_searches += 1
+            elif isinstance(event, Citation):
+                self._annotations.append(url_citation(event, sum(map(len, self._content))))
+        elif isinstance(event, ToolCallStart):
             function = {"name": event.name, "arguments": ""}
             self._calls.append({"id": openai_call_id(event.id), "type": "function", "function": function})
         elif isinstance(event, ToolCallDelta) and self._calls:
@@ -714,6 +800,8 @@ class OpenAICollector(_Renderer):
         }
         if self._calls:
             message["tool_calls"] = self._calls
+        if self._annotations:
+            message["annotations"] = self._annotations
         if self._reasoning:
             message.update(dict.fromkeys(self._reasoning_keys, "".join(self._reasoning)))
         return {
@@ -795,7 +883,8 @@ def _error_frame(renderer: OpenAIStream, error: APIError) -> bytes:
 
 def _stream(spec: ReplySpec) -> OpenAIStream:
     r = spec.request
-    return OpenAIStream(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
+    renderer = OpenAIStream if r.web_search is None else OpenAISearchStream
+    return renderer(r.model, spec.options, spec.thinking_output, spec.prompt_tokens, r.stop, r.max_tokens)
 
 
 def _collect(spec: ReplySpec) -> OpenAICollector:
@@ -825,6 +914,9 @@ def unhonoured(body: dict[str, Any], request: ChatRequest) -> list[str]:
     ]
     if (body.get("tools") or body.get("functions")) and not request.tools:
         notes.append("tools ignored")
+    options = body.get("web_search_options")
+    if isinstance(options, dict) and options.get("search_context_size") not in (None, "medium"):
+        notes.append("web_search_options.search_context_size ignored")
     return notes
 
 

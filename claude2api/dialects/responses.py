@@ -39,18 +39,23 @@ from claude2api.core.catalog import (
 from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
+from claude2api.core.search import location_text
 from claude2api.core.tools import clean_json
 from claude2api.core.types import (
     ChatRequest,
+    Citation,
     Event,
     Message,
     Part,
     Role,
+    SearchCall,
+    SearchResults,
     TextPart,
     Thinking,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    WebSearch,
 )
 from claude2api.dialects.base import Dialect, ReplySpec, resolve_model
 from claude2api.dialects.openai import (
@@ -136,6 +141,7 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
         thinking=thinking,
         max_tokens=_parse_max_output_tokens(body.get("max_output_tokens")),
         instructions=format_instructions,
+        web_search=_parse_web_search(tools, resolved.search),
     )
     user = body.get("user")
     echo = {
@@ -179,6 +185,7 @@ def continue_conversation(
         stop=request.stop,
         max_tokens=request.max_tokens,
         instructions=request.instructions,
+        web_search=request.web_search,
     )
 
 
@@ -342,6 +349,25 @@ def _parse_text(raw: object) -> tuple[str | None, dict[str, Any], list[str]]:
     )
 
 
+#: Responses tool types that ask for web search (claude.ai's own).
+WEB_SEARCH_TOOL_TYPES = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
+
+
+def _parse_web_search(tools: list[Any], suffix: bool) -> WebSearch | None:
+    """The ``web_search`` tool (``filters.allowed_domains``, ``user_location``), or the ``-search`` suffix."""
+    for tool in tools:
+        if tool["type"] in WEB_SEARCH_TOOL_TYPES:
+            filters = tool.get("filters")
+            domains = filters.get("allowed_domains") if isinstance(filters, dict) else None
+            if domains is not None and not (isinstance(domains, list) and all(isinstance(d, str) for d in domains)):
+                raise bad_request(
+                    "Invalid type for 'tools[].filters.allowed_domains': expected an array of strings.",
+                    param="tools",
+                )
+            return WebSearch(allowed_domains=domains or [], user_location=location_text(tool.get("user_location")))
+    return WebSearch(native=False) if suffix else None
+
+
 def _parse_tools(body: dict[str, Any]) -> tuple[list[Any], Any, bool]:
     """(tools, tool_choice, parallel_tool_calls), validated and echoed.
 
@@ -367,8 +393,9 @@ def _parse_tools(body: dict[str, Any]) -> tuple[list[Any], Any, bool]:
             param="tool_choice",
         )
     parallel = _boolean(body, "parallel_tool_calls", True)
-    if tools and choice != "none":
-        kinds = ", ".join(dict.fromkeys(clip(t["type"], 40) for t in tools))
+    functions = [t for t in tools if t["type"] not in WEB_SEARCH_TOOL_TYPES]
+    if functions and choice != "none":
+        kinds = ", ".join(dict.fromkeys(clip(t["type"], 40) for t in functions))
         raise bad_request(
             f"Tools are not supported yet by this server (got tools of type {kinds}); "
             "send no 'tools', or 'tool_choice': 'none'.",
@@ -576,6 +603,7 @@ class _Renderer:
         self._output: list[dict[str, Any]] = []
         #: The answer text so far (all message items), for the kept history.
         self._answer: list[str] = []
+        self.web_searches = 0
         self._setup()
 
     def _setup(self) -> None:
@@ -639,14 +667,19 @@ class _Renderer:
         }
 
     @staticmethod
-    def _message(item_id: str, text: str, status: str) -> dict[str, Any]:
+    def _message(item_id: str, text: str, status: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
         return {
             "id": item_id,
             "type": "message",
             "status": status,
             "role": "assistant",
-            "content": [_output_text(text)],
+            "content": [_output_text(text, annotations)],
         }
+
+    @staticmethod
+    def _search_call(item_id: str, query: str, status: str) -> dict[str, Any]:
+        """claude.ai's search as a ``web_search_call`` item."""
+        return {"id": item_id, "type": "web_search_call", "status": status, "action": {"type": "search", "query": query}}
 
     @staticmethod
     def _function_call(item_id: str, call: ToolCallStart, arguments: str, status: str) -> dict[str, Any]:
@@ -670,8 +703,17 @@ class _Renderer:
         }
 
 
-def _output_text(text: str) -> dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
+def _output_text(text: str, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": annotations or [], "logprobs": []}
+
+
+def _url_citation(event: Citation, end: int) -> dict[str, Any]:
+    """A ``url_citation`` annotation for the cited span ending at ``end`` in the item's text."""
+    return {"type": "url_citation", "start_index": max(0, end - len(event.cited_text)), "end_index": end, "url": event.url, "title": event.title}
+
+
+#: Events that are no text: function calls and web search.
+_SIDE_EVENTS = frozenset({ToolCallStart, ToolCallDelta, ToolCallEnd, SearchCall, SearchResults, Citation})
 
 
 class ResponsesStream(_Renderer):
@@ -702,12 +744,15 @@ class ResponsesStream(_Renderer):
         self._call: ToolCallStart | None = None  # the open function_call item's call
         self._has_calls = False
         self._held: list[str] = []  # JSON mode: the answer, sent at the end
+        self._annotations: list[dict[str, Any]] = []  # of the open message item
 
     def feed(self, event: Event) -> bytes:
         if self._closed:
             return b""
-        if isinstance(event, (ToolCallStart, ToolCallDelta, ToolCallEnd)):
-            return (self._start() + self._tool_event(event)).encode()
+        if event.__class__ in _SIDE_EVENTS:
+            if isinstance(event, (ToolCallStart, ToolCallDelta, ToolCallEnd)):
+                return (self._start() + self._tool_event(event)).encode()
+            return (self._start() + self._search_event(event)).encode()
         kind, text = self._piece(event)
         out = self._start() + self._add(kind, text)
         if self.done:
@@ -801,6 +846,31 @@ class ResponsesStream(_Renderer):
             )
         return self._close_item("completed")
 
+    def _search_event(self, event: Event) -> str:
+        """A ``web_search_call`` item with its in_progress/searching/completed events; a citation
+        as an annotation on the open message item (JSON mode holds its text: no annotations)."""
+        if self.done:
+            return ""
+        if isinstance(event, Citation):
+            if self._kind != "text":
+                return ""
+            annotation = _url_citation(event, sum(map(len, self._pieces)))
+            self._annotations.append(annotation)
+            fields = {"content_index": 0, "annotation_index": len(self._annotations) - 1, "annotation": annotation}
+            return self._event("response.output_text.annotation.added", {**self._where(), **fields})
+        if not isinstance(event, SearchCall):
+            return ""
+        self.web_searches += 1
+        out = self._close_item("completed")
+        item_id, index = _item_id("ws"), len(self._output)
+        where = {"item_id": item_id, "output_index": index}
+        out += self._event("response.output_item.added", {"output_index": index, "item": self._search_call(item_id, event.query, "in_progress")})
+        for phase in ("in_progress", "searching", "completed"):
+            out += self._event(f"response.web_search_call.{phase}", where)
+        item = self._search_call(item_id, event.query, "completed")
+        self._output.append(item)
+        return out + self._event("response.output_item.done", {"output_index": index, "item": item})
+
     def _where(self) -> dict[str, Any]:
         return {"item_id": self._item_id, "output_index": len(self._output)}
 
@@ -832,12 +902,14 @@ class ResponsesStream(_Renderer):
             item = self._function_call(self._item_id, self._call, text, status)
             out = self._event("response.function_call_arguments.done", {**where, "arguments": text})
         elif self._kind == "text":
-            item = self._message(self._item_id, text, status)
+            annotations, self._annotations = self._annotations, []
+            item = self._message(self._item_id, text, status, annotations)
             out = self._event(
                 "response.output_text.done", {**where, "content_index": 0, "text": text, "logprobs": []}
             )
             out += self._event(
-                "response.content_part.done", {**where, "content_index": 0, "part": _output_text(text)}
+                "response.content_part.done",
+                {**where, "content_index": 0, "part": _output_text(text, annotations)},
             )
         else:
             item = self._reasoning(self._item_id, text)
@@ -881,19 +953,28 @@ class ResponsesCollector(_Renderer):
     """Collects events into one ``response`` object (non-stream), with the items a stream would have had."""
 
     def _setup(self) -> None:
-        #: (kind, text pieces, the call of a function_call item)
+        #: (kind, text pieces, the call of a function_call item); a web_search_call's piece is its query.
         self._items: list[tuple[str, list[str], ToolCallStart | None]] = []
+        #: url_citation annotations of message items, by item position.
+        self._annotations: dict[int, list[dict[str, Any]]] = {}
 
     def feed(self, event: Event) -> None:
         if self.done:
             return
-        if isinstance(event, ToolCallStart):
+        if isinstance(event, SearchCall):
+            self.web_searches += 1
+            self._items.append(("web_search_call", [event.query], None))
+        elif isinstance(event, Citation):
+            if self._items and self._items[-1][0] == "text" and not self.options.text_format:
+                end = sum(map(len, self._items[-1][1]))
+                self._annotations.setdefault(len(self._items) - 1, []).append(_url_citation(event, end))
+        elif isinstance(event, ToolCallStart):
             self._items.append(("function_call", [], event))
         elif isinstance(event, ToolCallDelta):
             if self._items and self._items[-1][0] == "function_call":
                 self._items[-1][1].append(event.partial_json)
                 self._reply.answer.add(event.partial_json)
-        elif not isinstance(event, ToolCallEnd):
+        elif not isinstance(event, (ToolCallEnd, SearchResults)):
             self._collect(*self._piece(event))
 
     def result(self) -> dict[str, Any]:
@@ -913,11 +994,15 @@ class ResponsesCollector(_Renderer):
             if kind == "reasoning":
                 output.append(self._reasoning(_item_id("rs"), text))
                 continue
+            if kind == "web_search_call":
+                output.append(self._search_call(_item_id("ws"), text, "completed"))
+                continue
             # A length-truncated reply is not checked: the client capped it (OpenAI returns it as is too).
             if self.options.text_format and status == "completed":
                 text = clean_json(text, self.options.text_format)
             self._answer.append(text)
-            output.append(self._message(_item_id("msg"), text, status if i == last_message else "completed"))
+            status_i = status if i == last_message else "completed"
+            output.append(self._message(_item_id("msg"), text, status_i, self._annotations.get(i)))
         return self.response(status, output)
 
     def _collect(self, kind: str, text: str) -> None:

@@ -9,23 +9,18 @@ the routes come from the route table (:mod:`claude2api.http.routes`).
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import resource
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 from aiohttp import web
-from aiohttp_socks import ProxyConnector
 
 from claude2api.accounts.live import AccountWatcher, build_catalog
 from claude2api.accounts.pool import SessionPool
 from claude2api.config import ConfigError, Settings
-from claude2api.core.types import ChatMiddleware, ChatMiddlewareFactory
+from claude2api.core.types import ChatMiddleware
 from claude2api.dialects.response_store import MemoryResponseStore
 from claude2api.http.listener import GuardedRunner, ListenerLimits
 from claude2api.http.metrics import METRICS, Metrics
@@ -35,12 +30,16 @@ from claude2api.http.services import SERVICES, Services
 from claude2api.logs import get_logger
 from claude2api.pipeline.attempt import claude_web
 from claude2api.pipeline.chain import build_chain
+from claude2api.pipeline.documents import documents_factory
 from claude2api.pipeline.failover import retry_over_sessions_factory
 from claude2api.pipeline.history_file import history_to_file_factory
 from claude2api.pipeline.images import fetch_images_factory
 from claude2api.pipeline.output_guard import output_guard_factory
+from claude2api.pipeline.plugins import load_plugins
+from claude2api.pipeline.search_sources import search_sources_factory
 from claude2api.pipeline.transcript import transcript_factory
 from claude2api.upstream.client import ClaudeWebClient
+from claude2api.upstream.egress import Egresses
 from claude2api.upstream.janitor import Janitor
 
 log = get_logger(__name__)
@@ -49,68 +48,51 @@ log = get_logger(__name__)
 STARTUP_SETTINGS = web.AppKey("claude2api.startup_settings", Settings)
 
 
-def chat_middlewares(settings: Settings) -> list[ChatMiddleware]:
-    """Plugins first (they see the client's request), then the built-ins, which are plugins too."""
-    factories: list[ChatMiddlewareFactory] = [load_plugin(ref) for ref in settings.plugins]
-    factories += [output_guard_factory, transcript_factory, history_to_file_factory, fetch_images_factory, retry_over_sessions_factory]
-    middlewares = [mw for mw in (factory(settings) for factory in factories) if mw is not None]
+def chat_middlewares(settings: Settings, *, reload: bool = False) -> list[ChatMiddleware]:
+    """Plugins first (they see the client's request), then the built-ins, which are plugins too.
+
+    ``reload``: plugin modules are executed afresh, so edited code takes effect.
+    """
+    middlewares = [mw for mw in (p.middleware(settings) for p in load_plugins(settings, fresh=reload)) if mw]
+    builtins = (
+        search_sources_factory,
+        output_guard_factory,
+        transcript_factory,
+        history_to_file_factory,
+        fetch_images_factory,
+        documents_factory,
+        retry_over_sessions_factory,
+    )
+    middlewares += [mw for mw in (factory(settings) for factory in builtins) if mw is not None]
     log.info("chat_middlewares", order=[getattr(mw, "__name__", repr(mw)) for mw in middlewares])
     return middlewares
 
 
-def chat_middlewares_or_config_error(settings: Settings) -> list[ChatMiddleware]:
+def chat_middlewares_or_config_error(settings: Settings, *, reload: bool = False) -> list[ChatMiddleware]:
     """:func:`chat_middlewares`, with whatever a plugin raises (at import or in its factory) as one
     :class:`ConfigError` line instead of a traceback."""
     try:
-        return chat_middlewares(settings)
+        return chat_middlewares(settings, reload=reload)
     except ConfigError:
         raise
     except Exception as exc:
         raise ConfigError(f"PLUGINS: {type(exc).__name__}: {exc}".splitlines()[0][:500]) from None
 
 
-def load_plugin(ref: str) -> ChatMiddlewareFactory:
-    """A plugin's ``chat_middleware`` factory, from a module path or a ``.py`` file path."""
-    try:
-        return _load_plugin(ref)
-    except Exception as exc:
-        raise ConfigError(f"PLUGINS: cannot load {ref}: {type(exc).__name__}: {exc}".splitlines()[0][:500]) from None
-
-
-def _load_plugin(ref: str) -> ChatMiddlewareFactory:
-    if ref.endswith(".py"):
-        spec = importlib.util.spec_from_file_location(f"claude2api_plugin_{Path(ref).stem}", ref)
-        if spec is None or spec.loader is None:
-            raise ImportError(f"cannot load plugin file {ref}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    else:
-        module = importlib.import_module(ref)
-    factory = getattr(module, "chat_middleware", None)
-    if not callable(factory):
-        raise ImportError(f"plugin {ref} has no chat_middleware(settings) function")
-    return factory
-
-
-def upstream_session(settings: Settings) -> aiohttp.ClientSession:
-    """The one upstream session: proxy-aware, no total timeout (long generations), no shared cookies."""
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=settings.upstream_connect_timeout, sock_read=settings.upstream_read_timeout
-    )
-    kwargs: dict[str, Any] = {"timeout": timeout, "cookie_jar": aiohttp.DummyCookieJar(), "read_bufsize": 2**18}
-    proxy = settings.proxy
-    scheme = urlsplit(proxy).scheme.lower() if proxy else ""
-    if scheme.startswith("socks"):
-        # aiohttp-socks knows socks4/socks5 only; the "h"/"a" variants mean "let the proxy resolve".
-        base = {"socks5h": "socks5", "socks4a": "socks4"}.get(scheme, scheme)
-        parts = urlsplit(proxy)
-        connector = ProxyConnector.from_url(
-            urlunsplit((base, parts.netloc, parts.path, "", "")), rdns=scheme in ("socks5h", "socks4a"), limit=0
+def bind_accounts(client: ClaudeWebClient, pool: SessionPool, settings: Settings, egresses: Egresses) -> None:
+    """Route every configured account through its egress with its jar and its device id."""
+    sessions = {s.key: s for s in pool.sessions}
+    for spec in settings.sessions:
+        wire = client.bind(
+            spec.key,
+            egresses.for_account(spec),
+            device_id=sessions[spec.key].device_id if spec.key in sessions else None,
+            cookie=spec.cookie,
+            user_agent=spec.user_agent,
         )
-        return aiohttp.ClientSession(connector=connector, **kwargs)
-    if proxy:
-        kwargs["proxy"] = proxy
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0), **kwargs)
+        if spec.key in sessions:
+            sessions[spec.key].egress = wire.describe()
+    client.unbind_except({spec.key for spec in settings.sessions})
 
 
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) -> web.Application:
@@ -123,10 +105,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
     chain = build_chain(chat_middlewares_or_config_error(settings), claude_web)  # plugin errors surface here
 
     async def services_ctx(app: web.Application) -> AsyncIterator[None]:
-        upstream = upstream_session(settings)
+        egresses = Egresses(settings)
         images = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=settings.image_fetch_timeout))
         client = ClaudeWebClient(
-            upstream,
+            egresses.default(),
             settings.claude_base_url,
             clock=clock,
             first_byte_timeout=settings.upstream_first_byte_timeout,
@@ -140,6 +122,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             max_concurrency=settings.session_max_concurrency,
             state_path=Path(settings.state_file) if settings.state_file else None,
         )
+        bind_accounts(client, pool, settings, egresses)
         janitor = Janitor(
             client,
             pool,
@@ -154,6 +137,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             catalog=build_catalog(settings, pool.sessions),
             pool=pool,
             claude=client,
+            egresses=egresses,
             http=images,
             janitor=janitor,
             chain=chain,
@@ -172,7 +156,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             await watcher.close()
             await janitor.close()
             await pool.close()
-            await upstream.close()
+            await egresses.close()
             await images.close()
 
     app.cleanup_ctx.append(services_ctx)
@@ -185,6 +169,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 RESTART_ONLY = (
     "address",
     "proxy",
+    "upstream_transport",
+    "upstream_impersonate",
+    "upstream_ca_file",
     "claude_base_url",
     "upstream_connect_timeout",
     "upstream_read_timeout",
@@ -212,16 +199,22 @@ RESTART_ONLY = (
 def apply_settings(services: Services, new: Settings) -> list[str]:
     """Swap in a reloaded configuration; returns the changed settings that need a restart.
 
-    Sessions that stay keep their state (parked, dead, in flight); new ones start healthy (or as
-    the state file remembers them). Requests already running finish with what they started with.
-    Raises ConfigError, before changing anything, when a plugin cannot be loaded.
+    Requests already running keep the settings and the chat chain (plugins included) they started
+    with (``ChatContext.settings``); new requests get the new ones. What is shared changes at once,
+    for running requests too: the session list (a removed session takes no new attempt; sessions
+    that stay keep their state, parked, dead, in flight; new ones start healthy or as the state file
+    remembers them), the pool's cooldowns and concurrency cap, and the upstream first-byte timeout.
+    Plugin modules are re-imported. Raises ConfigError, before changing anything, when a plugin
+    cannot be loaded.
     """
-    chain = build_chain(chat_middlewares_or_config_error(new), claude_web)
+    chain = build_chain(chat_middlewares_or_config_error(new, reload=True), claude_web)
     pool = services.pool
     pool.cooldown_default = new.cooldown_default_seconds
     pool.request_rate_cooldown = new.request_rate_cooldown_seconds
     pool.max_concurrency = new.session_max_concurrency
     pool.update_sessions([(s.key, s.org_id) for s in new.sessions])
+    # Transports are made from the start-up settings; a new account proxy gets one on first use.
+    bind_accounts(services.claude, pool, new, services.egresses)
     services.chain = chain
     if services.watcher is not None:
         services.watcher.kick()  # re-read every account's model list (SIGHUP)

@@ -16,7 +16,10 @@ from aiohttp.typedefs import Handler
 from claude2api.config import Settings
 from claude2api.core.failures import bad_request, clip
 from claude2api.core.jsonutil import compact_json
+from claude2api.core.record import RequestRecord
+from claude2api.core.search import apply_search_policy, search_instructions, search_notes
 from claude2api.core.tokens import estimate_request_tokens
+from claude2api.core.types import ChatRequest
 from claude2api.dialects.anthropic import parse_count_tokens
 from claude2api.dialects.base import Dialect, ReplySpec, unknown_model
 from claude2api.dialects.openai import model_object, models_list
@@ -46,6 +49,7 @@ def chat_handler(dialect: Dialect) -> Handler:
         record.unhonoured = dialect.unhonoured(body, chat_request)
         if chat_request.tools and not services.settings.tools:
             raise bad_request("Tool calling is turned off on this server (setting TOOLS=false).", param="tools")
+        apply_web_search(chat_request, services.settings, record)
         ctx = relay.chat_context(request, chat_request, dialect.name)
         events, head = await relay.start(ctx)
         record.first_token_seconds = time.perf_counter() - record.started
@@ -67,6 +71,15 @@ def chat_handler(dialect: Dialect) -> Handler:
 
     chat.__name__ = f"{dialect.name}_chat"
     return chat
+
+
+def apply_web_search(chat_request: ChatRequest, settings: Settings, record: RequestRecord) -> None:
+    """``WEB_SEARCH`` on a parsed request (a 400 when off and asked), then its options as prompt
+    instructions and warning notes (:mod:`claude2api.core.search`)."""
+    search = apply_search_policy(chat_request, settings.web_search).web_search
+    if search is not None:
+        record.unhonoured += search_notes(search)
+        chat_request.instructions += search_instructions(search)
 
 
 async def count_tokens(request: web.Request) -> web.Response:

@@ -101,6 +101,9 @@ class Metrics:
         self.tool_calls = Counter(
             "claude2api_tool_calls", "Tool calls relayed to clients", ("dialect",), registry=registry
         )
+        self.web_searches = Counter(
+            "claude2api_web_searches", "Web searches claude.ai ran for replies", ("dialect",), registry=registry
+        )
         registry.register(StateCollector(app))
 
     def observe(self, record: RequestRecord, route: str, status: str, duration: float) -> None:
@@ -120,6 +123,8 @@ class Metrics:
             self.first_token.labels(dialect).observe(record.first_token_seconds)
         if record.tool_calls:
             self.tool_calls.labels(dialect).inc(record.tool_calls)
+        if record.web_searches:
+            self.web_searches.labels(dialect).inc(record.web_searches)
 
     def exposition(self) -> web.Response:
         return web.Response(body=generate_latest(self.registry), headers={"Content-Type": CONTENT_TYPE_LATEST})

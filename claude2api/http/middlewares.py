@@ -90,6 +90,7 @@ def log_request(request: web.Request, record: RequestRecord, status: int, durati
             input_tokens=record.input_tokens,
             output_tokens=record.output_tokens,
             tool_calls=record.tool_calls,
+            web_searches=record.web_searches,
             history_file=record.history_file,
         )
     elif record.model_asked is not None:

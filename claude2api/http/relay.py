@@ -27,6 +27,9 @@ from claude2api.logs import get_logger
 
 log = get_logger(__name__)
 
+#: What a stream says when a chat middleware raised something other than an upstream failure.
+CHAIN_FAILED = APIError(500, "internal error in claude2api (a chat middleware failed)", type="server_error")
+
 SSE_HEADERS = {
     "Content-Type": "text/event-stream; charset=utf-8",
     "Cache-Control": "no-cache",
@@ -89,9 +92,10 @@ def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) 
     services = request.app[SERVICES]
     ctx = ChatContext(
         request=chat_request,
-        services=services,
         request_id=request[REQUEST_ID],
         dialect=dialect,
+        settings=services.settings,  # this request keeps them through a reload
+        internal=services,
         record=request[RECORD],
     )
     mirror = request.get(MIRROR_CREDENTIALS)
@@ -102,7 +106,7 @@ def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) 
 
 async def start(ctx: ChatContext) -> tuple[AsyncGenerator[Event, None], list[Event]]:
     """Run the chain up to its first content event; anything failing before that raises."""
-    events: AsyncGenerator[Event, None] = ctx.services.chain(ctx)
+    events: AsyncGenerator[Event, None] = ctx.internal.chain(ctx)
     head: list[Event] = []
     try:
         async for event in events:
@@ -167,9 +171,17 @@ async def stream(
     except ConnectionResetError:
         record.client_gone = True
         log.info("client_disconnected")
+    except Exception:
+        # A chat middleware (a plugin, usually) failed mid-stream: the client gets an error frame
+        # where a connection cut would leave it guessing; the traceback goes to the log.
+        pinger.stop()
+        log.exception("chat_chain_failed_after_commit")
+        record.error_code, record.error = CHAIN_FAILED.code or CHAIN_FAILED.type, CHAIN_FAILED.message
+        await _write_quietly(response, dialect.error_frame(renderer, CHAIN_FAILED), record)
     finally:
         active_streams.dec()
         record.tool_calls, record.output_tokens = tool_calls, renderer.output_tokens
+        record.web_searches = renderer.web_searches
         pinger.stop()
         await events.aclose()
     return response
@@ -224,6 +236,7 @@ async def collect(
         raise upstream_api_error(exc) from None
     finally:
         record.tool_calls, record.output_tokens = tool_calls, collector.output_tokens
+        record.web_searches = collector.web_searches
         await events.aclose()
     return collector.result()
 

@@ -33,7 +33,7 @@ from claude2api.dialects.responses import (
 )
 from claude2api.http import relay
 from claude2api.http.auth import presented_key
-from claude2api.http.handlers import MODEL_LOG_CHARS
+from claude2api.http.handlers import MODEL_LOG_CHARS, apply_web_search
 from claude2api.http.metrics import model_label
 from claude2api.http.services import RECORD, SERVICES, Services
 
@@ -48,6 +48,7 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     record.model_label = model_label(services.catalog, asked)
     chat_request, options = parse_responses_request(body, services.catalog)
     record.stream = chat_request.stream
+    apply_web_search(chat_request, services.settings, record)
     owner = owner_of(presented_key(request))
     if options.previous_response_id is not None:
         previous = await services.responses.get(owner, options.previous_response_id)

@@ -28,7 +28,9 @@ from claude2api.core.record import RequestRecord
 from claude2api.core.types import ChatHandler
 from claude2api.dialects.response_store import ResponseStore
 from claude2api.upstream.client import Account, ClaudeWebClient
+from claude2api.upstream.egress import Egresses
 from claude2api.upstream.janitor import Janitor
+from claude2api.upstream.uploads import Uploader
 
 MIRROR_CACHE_SIZE = 256
 #: Mirror-mode session keys claude.ai rejected, remembered (as hashes) at most this many.
@@ -45,6 +47,8 @@ class Services:
     catalog: ModelCatalog
     pool: SessionPool
     claude: ClaudeWebClient
+    #: The upstream transports, one per egress (direct or proxy), shared by the accounts using them.
+    egresses: Egresses
     http: aiohttp.ClientSession
     janitor: Janitor
     chain: ChatHandler
@@ -61,6 +65,11 @@ class Services:
     cutting: bool = False
     #: Reads the accounts' model lists and usage (set by the app once the services exist).
     watcher: AccountWatcher | None = None
+    #: Uploads of images and documents, wiggle first (built from ``claude`` and ``clock``).
+    uploader: Uploader = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploader = Uploader(self.claude, self.clock)
 
     def set_catalog(self, catalog: ModelCatalog) -> None:
         """Swap in a catalogue rebuilt from fresh model lists (requests running keep theirs)."""

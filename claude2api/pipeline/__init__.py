@@ -1,1 +1,1 @@
-"""The chat middleware chain: transcript, history file, images, session failover, the terminal attempt."""
+"""The chat middleware chain: transcript, history file, images, documents, session failover, the terminal attempt."""

@@ -52,7 +52,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
     attempts_max = max(1, settings.retry_count)
 
     async def retry_over_sessions(ctx: ChatContext, call_next: ChatHandler) -> AsyncIterator[Event]:
-        services = ctx.services
+        services = ctx.internal
         pool = services.pool
         model = ctx.request.upstream_model
         failures: list[UpstreamError] = []
@@ -60,7 +60,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
         mirror = ctx.mirror_session is not None
         # Only the accounts whose model list has the model (None: any; the pool says when none does).
         allowed = None if mirror or model is None else services.catalog.accounts_for(model)
-        deadline = asyncio.timeout(services.settings.request_deadline)
+        deadline = asyncio.timeout(ctx.settings.request_deadline)
         try:
             async with deadline:
                 for _ in range(1 if mirror else attempts_max):
@@ -68,7 +68,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
                         session = ctx.mirror_session
                     else:
                         try:
-                            session = await pool.acquire(model, tried, services.settings.session_wait_timeout, allowed)
+                            session = await pool.acquire(model, tried, ctx.settings.session_wait_timeout, allowed)
                         except NoSessionAvailable as exc:
                             if failures:
                                 break
@@ -117,7 +117,7 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
             if not deadline.expired():
                 raise
             raise CLIENT_ERRORS[Refusal.DEADLINE].error(
-                f"claude.ai sent no reply within {services.settings.request_deadline:g} s (REQUEST_DEADLINE)"
+                f"claude.ai sent no reply within {ctx.settings.request_deadline:g} s (REQUEST_DEADLINE)"
             ) from None
 
     return retry_over_sessions
@@ -131,15 +131,15 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     """The one error a client gets after every attempt failed before any content: the failure
     that says most (:data:`_FAILURE_PRIORITY`), as :data:`CLIENT_ERRORS` words it."""
     if not failures:
-        return no_session_error(ctx.services.pool.unavailable(model, _allowed(ctx, model)), ctx)
+        return no_session_error(ctx.internal.pool.unavailable(model, _allowed(ctx, model)), ctx)
     by_kind: dict[Failure, list[UpstreamError]] = {}
     for failure in failures:
         by_kind.setdefault(failure.failure, []).append(failure)
     kind = next(k for k in _FAILURE_PRIORITY if k in by_kind)
     last = by_kind[kind][-1]
     if kind in (Failure.RATE_LIMITED, Failure.REQUEST_RATE):
-        now = ctx.services.clock()
-        settings = ctx.services.settings
+        now = ctx.internal.clock()
+        settings = ctx.settings
         resets = [f.reset_at or now + settings.cooldown_default_seconds for f in by_kind.get(Failure.RATE_LIMITED, [])]
         resets += [
             f.reset_at or now + settings.request_rate_cooldown_seconds for f in by_kind.get(Failure.REQUEST_RATE, [])
@@ -150,19 +150,19 @@ def final_error(failures: list[UpstreamError], ctx: ChatContext, model: str | No
     if kind in (Failure.DEAD, Failure.DISABLED):
         if ctx.mirror_session is not None:
             return CLIENT_ERRORS[Refusal.MIRROR_KEY_REJECTED].error(f"claude.ai rejected the session key ({last.message})")
-        return no_session_error(ctx.services.pool.unavailable(model, _allowed(ctx, model)), ctx)
+        return no_session_error(ctx.internal.pool.unavailable(model, _allowed(ctx, model)), ctx)
     return upstream_api_error(last)
 
 
 def _allowed(ctx: ChatContext, model: str | None) -> frozenset[str] | None:
-    return None if model is None else ctx.services.catalog.accounts_for(model)
+    return None if model is None else ctx.internal.catalog.accounts_for(model)
 
 
 def no_session_error(exc: NoSessionAvailable, ctx: ChatContext) -> APIError:
     """What the client hears when the pool has no session for it (the pool says why, not how)."""
     reason = exc.reason
     if reason is Failure.RATE_LIMITED:
-        return rate_limited_error(exc.reset_at or ctx.services.clock(), ctx.services.clock())
+        return rate_limited_error(exc.reset_at or ctx.internal.clock(), ctx.internal.clock())
     if reason is Failure.MODEL_NOT_ALLOWED:
         return _model_not_allowed(ctx)
     kind = CLIENT_ERRORS[reason]

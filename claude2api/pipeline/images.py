@@ -24,7 +24,7 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
     failure cancels the others and is the client's 400. Runs before the session-retry middleware,
     so each image is downloaded once per request however many accounts are tried, and nothing is
     uploaded unless every image is in hand. The parts are filled in place, so the request's
-    messages see the bytes as well. Uses the daemon's download session ``ctx.services.http``.
+    messages see the bytes as well. Uses the daemon's download session ``ctx.internal.http``.
     """
     max_count = settings.max_images_per_request
     max_total = settings.max_image_bytes_per_request
@@ -63,7 +63,7 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
     ) -> AsyncIterator[Event]:
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.services.http, url, budget)) for url in urls}
+                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.internal.http, url, budget)) for url in urls}
         except BaseExceptionGroup as failures:  # the first failure cancelled the other downloads
             if any(isinstance(exc, ImageBudgetExceeded) for exc in failures.exceptions):
                 raise too_large from None
@@ -81,11 +81,11 @@ async def _fetch_or_400(fetch: Any, session: Any, url: str, budget: ByteBudget) 
     try:
         return await fetch(session, url, budget=budget)
     except ImageFetchError as exc:
-        message = f"could not fetch the image at {_display_url(url)}: {exc}"
+        message = f"could not fetch the image at {display_url(url)}: {exc}"
         raise APIError(400, message, param="messages") from None
 
 
-def _display_url(url: str, max_chars: int = 120) -> str:
+def display_url(url: str, max_chars: int = 120) -> str:
     """``url`` without credentials, query and fragment, shortened (it may be a huge data: URL)."""
     try:
         parsed = URL(url)

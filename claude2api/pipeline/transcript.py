@@ -18,6 +18,7 @@ from claude2api.core.types import (
     ChatContext,
     ChatHandler,
     ChatMiddleware,
+    DocumentPart,
     Event,
     ImagePart,
     Message,
@@ -41,30 +42,35 @@ def build_prompt(
     no_role_prefix: bool = False,
     disable_artifacts: bool = False,
     instructions: Sequence[str] = (),
+    documents: list[DocumentPart] | None = None,
 ) -> tuple[str, list[ImagePart]]:
     """Flatten ``messages`` into claude2api's transcript; returns ``(prompt, images)``.
 
     Each message becomes ``<prefix><text>\\n\\n`` (no trailing ``Assistant:`` cue, as in the
     original, e.g. ``"System: Be brief\\n\\nHuman: Hi\\n\\n"``); its parts are joined by blank
     lines, each image replaced by ``[image N]`` (N counts from 1 over the whole conversation and
-    indexes the returned list). A message without any part (an assistant tool-call turn with
+    indexes the returned list). Each document becomes ``[document N: NAME]`` and is appended to
+    ``documents`` when given (the files themselves go to claude.ai beside the prompt). A message without any part (an assistant tool-call turn with
     ``content: null``) is left out. ``instructions`` follow as ``System:`` paragraphs.
     ``no_role_prefix`` drops the prefixes but keeps the separators; the artifacts preamble keeps
     its ``System:`` either way, as in the original.
     """
     images: list[ImagePart] = []
     tool_names: dict[str, str] = {}
+    documents = [] if documents is None else documents
     paragraphs = [ARTIFACTS_PREAMBLE] if disable_artifacts else []
     for message in messages:
         if message.parts:
-            text = _message_text(message, images, tool_names)
+            text = _message_text(message, images, documents, tool_names)
             paragraphs.append(_paragraph(message.role, text, no_role_prefix))
     paragraphs.extend(_paragraph("system", text, no_role_prefix) for text in instructions)
     return "".join(paragraphs), images
 
 
-def _message_text(message: Message, images: list[ImagePart], tool_names: dict[str, str]) -> str:
-    """The message's parts as text, appending its images to ``images`` as they are met.
+def _message_text(
+    message: Message, images: list[ImagePart], documents: list[DocumentPart], tool_names: dict[str, str]
+) -> str:
+    """The message's parts as text, appending its images and documents to the lists as they are met.
 
     Past tool calls and results are rendered explicitly (reference 2026 §1.6: a plain format of our
     own, not claude.ai's internal markup): ``<tool_call id=… name=…>{arguments}</tool_call>`` and
@@ -78,6 +84,9 @@ def _message_text(message: Message, images: list[ImagePart], tool_names: dict[st
         elif isinstance(part, ImagePart):
             images.append(part)
             pieces.append(f"[image {len(images)}]")
+        elif isinstance(part, DocumentPart):
+            documents.append(part)
+            pieces.append(f"[document {len(documents)}: {part.filename or 'document'}]")
         elif isinstance(part, ToolCall):
             tool_names[part.id] = part.name
             pieces.append(f'<tool_call id="{part.id}" name="{part.name}">{part.arguments}</tool_call>')
@@ -106,7 +115,7 @@ def _paragraph(role: str, text: str, no_role_prefix: bool) -> str:
 
 
 def transcript_factory(settings: Any) -> ChatMiddleware:
-    """Build ``ctx.turn.prompt`` and ``ctx.turn.images`` from the request (see :func:`build_prompt`)."""
+    """Build ``ctx.turn.prompt``, ``.images`` and ``.documents`` from the request (see :func:`build_prompt`)."""
     no_role_prefix = settings.no_role_prefix
     disable_artifacts = settings.prompt_disable_artifacts
 
@@ -116,6 +125,7 @@ def transcript_factory(settings: Any) -> ChatMiddleware:
             no_role_prefix=no_role_prefix,
             disable_artifacts=disable_artifacts,
             instructions=ctx.request.instructions,
+            documents=ctx.turn.documents,
         )
         return call_next(ctx)
 

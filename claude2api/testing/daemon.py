@@ -39,12 +39,17 @@ class Daemon:
 
 
 def settings_for(base_url: str, session_keys: list[str], env: Mapping[str, str] | None = None) -> Settings:
-    """Settings pointing at a fake claude.ai, built the way the daemon builds them (from env vars)."""
+    """Settings pointing at a fake claude.ai, built the way the daemon builds them (from env vars).
+
+    The upstream transport is aiohttp unless ``env`` says otherwise (``UPSTREAM_TRANSPORT``): the
+    fake speaks plain http, and a test about the impersonating transport asks for it.
+    """
     environ = {
         "SESSIONS": ",".join(session_keys),
         "CLAUDE_BASE_URL": base_url,
         "APIKEY": TEST_API_KEY,
         "ADDRESS": "127.0.0.1:0",
+        "UPSTREAM_TRANSPORT": "aiohttp",
     }
     environ.update(env or {})
     return load_settings(None, environ)

@@ -1,8 +1,11 @@
-"""The claude.ai web API client: one shared aiohttp session, every call of reference section 4.
+"""The claude.ai web API client: every call of reference section 4, through an upstream transport.
 
-Each method takes the session key explicitly (sent as the only cookie, reference section 2), so
-one client serves every account. Non-success answers are classified into
-:class:`~claude2api.core.failures.UpstreamError`; transport failures become transient errors.
+Each method takes the session key explicitly, so one client serves every account. How an account
+reaches claude.ai is its :class:`AccountWire`: the transport of its egress (shared by accounts on
+the same proxy), its own cookie jar (Cloudflare cookies stay with the account that got them), its
+``anthropic-device-id`` and the browser headers matching the transport's fingerprint. Non-success
+answers are classified into :class:`~claude2api.core.failures.UpstreamError`; a Cloudflare block
+names the transport and egress it came through; transport failures are transient errors.
 """
 
 from __future__ import annotations
@@ -11,34 +14,26 @@ import asyncio
 import json
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from contextlib import AsyncExitStack, aclosing
+from dataclasses import dataclass, field
 from typing import Any
-
-import aiohttp
-import aiohttp_socks
 
 from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.types import Event
+from claude2api.upstream import browser
 from claude2api.upstream.classify import classify_response
 from claude2api.upstream.image_http import upload_filename
 from claude2api.upstream.sse import SSEParser
-from claude2api.upstream.translator import StreamTranslator
+from claude2api.upstream.translator import SearchStreamTranslator, StreamTranslator
+from claude2api.upstream.transport import AccountCookies, FilePart, Stream, TransportError, UpstreamTransport
 
-USER_AGENT = (
-    "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/142.0.0.0 Safari/537.36"
-)
-#: Failures of the transport (including a SOCKS proxy's, which are not aiohttp errors).
-TRANSPORT_ERRORS = (
-    aiohttp.ClientError,
-    asyncio.TimeoutError,
-    OSError,
-    aiohttp_socks.ProxyError,
-    aiohttp_socks.ProxyConnectionError,
-    aiohttp_socks.ProxyTimeoutError,
-)
 _MAX_ERROR_BODY = 64 * 1024
+#: A successful non-streaming answer larger than this is not one claude.ai sends.
+_MAX_OK_BODY = 16 * 1024 * 1024
+#: Wires kept for keys that are not configured accounts (mirror-mode callers), least recent dropped.
+MAX_UNBOUND_WIRES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,17 +44,42 @@ class Account:
     org_id: str
 
 
-def transport_error(exc: BaseException) -> UpstreamError:
-    if isinstance(exc, asyncio.TimeoutError):
-        return UpstreamError(Failure.TRANSIENT, "claude.ai did not answer in time")
-    detail = type(exc).__name__
-    if isinstance(exc, aiohttp.ClientHttpProxyError):
-        detail += f" (the proxy answered HTTP {exc.status})"  # never str(exc): it holds the proxy URL
-    elif isinstance(exc, aiohttp.ClientConnectorError):
-        detail += f" ({exc.host}:{exc.port})"
-    elif isinstance(exc, (aiohttp_socks.ProxyError, aiohttp_socks.ProxyConnectionError)):
-        detail += f" ({exc})"  # aiohttp-socks messages name the proxy host, never its credentials
-    return UpstreamError(Failure.TRANSIENT, f"could not reach claude.ai: {detail}")
+@dataclass(eq=False)
+class AccountWire:
+    """How one account reaches claude.ai (see the module docstring)."""
+
+    transport: UpstreamTransport
+    jar: AccountCookies
+    device_id: str
+    #: The operator's user-agent for this account (the one its ``cf_clearance`` is bound to).
+    user_agent: str | None = None
+    #: The browser cookie string the operator configured (a re-bind with the same keeps the jar).
+    configured_cookie: str | None = None
+    #: Header sets by ``accept``, referer left to fill: built once, copied per call.
+    _headers: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+
+    def headers(self, base_url: str, referer: str, accept: str) -> dict[str, str]:
+        template = self._headers.get(accept)
+        if template is None:
+            profile_name = getattr(self.transport, "profile", browser.DEFAULT_PROFILE)
+            template = browser.api_headers(
+                browser.profile(profile_name),
+                base_url,
+                referer="/new",
+                accept=accept,
+                device_id=self.device_id,
+                impersonating=hasattr(self.transport, "profile"),
+            )
+            if self.user_agent:
+                template["user-agent"] = self.user_agent
+            self._headers[accept] = template
+        headers = template.copy()
+        headers["referer"] = base_url + referer  # same key: Chrome's header order is kept
+        return headers
+
+    def describe(self) -> str:
+        """Transport and egress, safe to show: ``impersonate:chrome152 via socks5://u:***@host:1080``."""
+        return self.transport.describe()
 
 
 def canonical_org_id(value: Any) -> str | None:
@@ -80,13 +100,14 @@ def canonical_org_id(value: Any) -> str | None:
 class ClaudeWebClient:
     def __init__(
         self,
-        http: aiohttp.ClientSession,
+        transport: UpstreamTransport,
         base_url: str,
         clock: Callable[[], float] = time.time,
         first_byte_timeout: float | None = None,
         tool_call_idle: float = 1.5,
     ) -> None:
-        self.http = http
+        """``transport`` serves keys no account was bound to (mirror mode, one-off checks)."""
+        self.transport = transport
         self.base_url = base_url.rstrip("/")
         self.clock = clock
         #: Seconds a completion has to deliver its headers and first bytes (a silent upstream would
@@ -94,20 +115,46 @@ class ClaudeWebClient:
         self.first_byte_timeout = first_byte_timeout
         #: Seconds of silence after a client tool call that end the turn (claude.ai holds it open).
         self.tool_call_idle = tool_call_idle
+        self._wires: dict[str, AccountWire] = {}
+        self._unbound: OrderedDict[str, AccountWire] = OrderedDict()
+
+    # -- accounts -------------------------------------------------------------------------------
+
+    def bind(
+        self,
+        key: str,
+        transport: UpstreamTransport,
+        *,
+        device_id: str | None = None,
+        cookie: str | None = None,
+        user_agent: str | None = None,
+    ) -> AccountWire:
+        """Route ``key`` through ``transport`` with its own jar (kept across a re-bind unless the
+        configured ``cookie`` changed) and device id."""
+        old = self._wires.get(key)
+        jar = old.jar if old is not None and old.configured_cookie == cookie else AccountCookies(key, cookie)
+        wire = AccountWire(transport, jar, device_id or browser.new_device_id(), user_agent, cookie)
+        self._wires[key] = wire
+        return wire
+
+    def unbind_except(self, keys: set[str]) -> None:
+        """Forget the wires of accounts no longer configured (a reload)."""
+        for key in [k for k in self._wires if k not in keys]:
+            del self._wires[key]
+
+    def wire(self, key: str) -> AccountWire:
+        """The account's wire; a key never bound (a mirror-mode caller) gets one on the default
+        transport, its jar kept while it is among the :data:`MAX_UNBOUND_WIRES` most recent."""
+        wire = self._wires.get(key)
+        if wire is not None:
+            return wire
+        wire = self._unbound.pop(key, None) or AccountWire(self.transport, AccountCookies(key), browser.new_device_id())
+        self._unbound[key] = wire
+        while len(self._unbound) > MAX_UNBOUND_WIRES:
+            self._unbound.popitem(last=False)
+        return wire
 
     # -- plumbing -------------------------------------------------------------------------------
-
-    def _headers(self, key: str, referer: str, accept: str = "application/json") -> dict[str, str]:
-        return {
-            "cookie": f"sessionKey={key}",
-            "origin": self.base_url,
-            "referer": self.base_url + referer,
-            "user-agent": USER_AGENT,
-            "accept": accept,
-            "accept-language": "en-US,en;q=0.9",
-            "anthropic-client-platform": "web_claude_ai",
-            "cache-control": "no-cache",
-        }
 
     async def _call(
         self,
@@ -117,25 +164,26 @@ class ClaudeWebClient:
         *,
         referer: str = "/new",
         json_body: Any = None,
-        data: Any = None,
+        files: list[FilePart] | None = None,
         ok: tuple[int, ...] = (200,),
     ) -> tuple[int, bytes]:
         """One non-streaming call; returns status and body, or raises a classified error."""
-        try:
-            async with self.http.request(
-                method,
-                self.base_url + path,
-                headers=self._headers(key, referer),
-                json=json_body,
-                data=data,
-                allow_redirects=False,
-            ) as resp:
-                body = await resp.content.read(_MAX_ERROR_BODY) if resp.status not in ok else await resp.read()
-                if resp.status not in ok:
-                    raise classify_response(resp.status, resp.headers, body, self.clock())
-                return resp.status, body
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc) from None
+        wire = self.wire(key)
+        response = await wire.transport.request(
+            method,
+            self.base_url + path,
+            headers=wire.headers(self.base_url, referer, "application/json"),
+            jar=wire.jar,
+            json_body=json_body,
+            files=files,
+            max_body=_MAX_OK_BODY,
+        )
+        if response.status not in ok:
+            error = classify_response(response.status, response.headers, response.body[:_MAX_ERROR_BODY], self.clock())
+            raise _through(error, wire)
+        if response.truncated:
+            raise UpstreamError(Failure.UNKNOWN, f"claude.ai sent more than {_MAX_OK_BODY} bytes for {path.split('/')[-1]}")
+        return response.status, response.body
 
     @staticmethod
     def _json(body: bytes, what: str) -> Any:
@@ -181,14 +229,30 @@ class ClaudeWebClient:
             ok=(200, 202, 204),
         )
 
-    async def upload(self, account: Account, data: bytes, media_type: str) -> str:
-        form = aiohttp.FormData()
-        form.add_field("file", data, filename=upload_filename(media_type), content_type=media_type)
-        _, body = await self._call("POST", f"/api/{account.org_id}/upload", account.key, data=form)
-        file_uuid = (self._json(body, "upload") or {}).get("file_uuid")
-        if not file_uuid:
+    async def upload(self, account: Account, data: bytes, media_type: str, filename: str | None = None) -> str:
+        """Legacy account-level upload ``/api/{org}/upload`` (2026 reference §3.4): no delete endpoint
+        is known, so the file stays in the account."""
+        return await self._upload(f"/api/{account.org_id}/upload", account, data, media_type, filename, "/new")
+
+    async def upload_to_conversation(
+        self, account: Account, conv_id: str, data: bytes, media_type: str, filename: str | None = None
+    ) -> str:
+        """Wiggle upload into a conversation (2026 reference §3.1), which may not exist yet; deleting
+        the conversation deletes the file."""
+        path = f"/api/organizations/{account.org_id}/conversations/{conv_id}/wiggle/upload-file"
+        return await self._upload(path, account, data, media_type, filename, f"/chat/{conv_id}")
+
+    async def _upload(
+        self, path: str, account: Account, data: bytes, media_type: str, filename: str | None, referer: str
+    ) -> str:
+        part = FilePart(filename or upload_filename(media_type), media_type, data)
+        _, body = await self._call("POST", path, account.key, referer=referer, files=[part], ok=(200, 201))
+        answer = self._json(body, "upload")
+        fields = answer if isinstance(answer, dict) else {}
+        file_uuid = fields.get("file_uuid") or fields.get("uuid") or fields.get("id")
+        if not isinstance(file_uuid, str) or not file_uuid:
             raise UpstreamError(Failure.UNKNOWN, "claude.ai accepted the upload but returned no file_uuid")
-        return str(file_uuid)
+        return file_uuid
 
     async def app_start(self, account: Account) -> Any:
         """The bootstrap body with the account's live model list (2026 reference §4.1)."""
@@ -210,9 +274,10 @@ class ClaudeWebClient:
             ok=(200, 202, 204),
         )
 
-    async def delete_conversation(self, account: Account, conv_id: str) -> None:
-        """Delete a conversation; one that does not exist (never created) counts as deleted."""
-        await self._call(
+    async def delete_conversation(self, account: Account, conv_id: str) -> bool:
+        """Delete a conversation; one that does not exist (never created) counts as deleted.
+        Returns whether it existed."""
+        status, _ = await self._call(
             "DELETE",
             f"/api/organizations/{account.org_id}/chat_conversations/{conv_id}",
             account.key,
@@ -220,55 +285,79 @@ class ClaudeWebClient:
             json_body={"uuid": conv_id},
             ok=(200, 202, 204, 404),
         )
+        return status != 404
 
     async def completion(self, account: Account, conv_id: str, body: dict[str, Any]) -> AsyncIterator[Event]:
         """Send a turn and yield its neutral events until ``message_stop``, or until a turn paused at
-        client tool calls (see :class:`StreamTranslator`) pings or stays silent ``tool_call_idle`` s."""
+        client tool calls (see :class:`StreamTranslator`) pings or stays silent ``tool_call_idle`` s.
+
+        Headers and the first bytes must come within ``first_byte_timeout``; after that only the
+        transport's read gap applies. Leaving early (the client went away) closes the upstream stream.
+        """
         url = f"{self.base_url}/api/organizations/{account.org_id}/chat_conversations/{conv_id}/completion"
-        headers = self._headers(account.key, f"/chat/{conv_id}", accept="text/event-stream")
-        loop = asyncio.get_running_loop()
-        first_byte_by = loop.time() + self.first_byte_timeout if self.first_byte_timeout else None
-        try:
-            resp = await asyncio.wait_for(
-                self.http.post(url, json=body, headers=headers, allow_redirects=False), self.first_byte_timeout
-            )
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc) from None
-        try:
-            if resp.status != 200:
-                error_body = await resp.content.read(_MAX_ERROR_BODY)
-                raise classify_response(resp.status, resp.headers, error_body, self.clock(), body.get("model"))
+        wire = self.wire(account.key)
+        # The 2026 generation creates the conversation with this call: the page is still /new.
+        creating = "create_conversation_params" in body
+        headers = wire.headers(self.base_url, browser.referer_path(None if creating else conv_id), "text/event-stream")
+        async with AsyncExitStack() as stack:
+            try:
+                async with asyncio.timeout(self.first_byte_timeout):
+                    stream = await stack.enter_async_context(
+                        wire.transport.stream("POST", url, headers=headers, jar=wire.jar, json_body=body)
+                    )
+                    if stream.status != 200:
+                        error_body = await _read_some(stream, _MAX_ERROR_BODY)
+                        refused = classify_response(
+                            stream.status, stream.headers, error_body, self.clock(), body.get("model")
+                        )
+                        raise _through(refused, wire)
+                    chunks = await stack.enter_async_context(aclosing(stream.chunks()))  # type: ignore[type-var]
+                    chunk = await anext(chunks, b"")
+            except TimeoutError:
+                raise TransportError("timeout", timeout=True) from None
             client_tools = frozenset(
                 t["name"] for t in body.get("tools") or () if isinstance(t, dict) and "type" not in t
             )
             parser = SSEParser(comments=bool(client_tools))
             # In-stream windows are not attributed to this turn's model: the turn was served, so an
             # exhausted window that names no model is another model's (a 429 names the refused one).
-            stream = StreamTranslator(self.clock, client_tools)
-            waiting = None if first_byte_by is None else max(0.0, first_byte_by - loop.time())
-            chunk = await asyncio.wait_for(resp.content.readany(), waiting)
-            while chunk:  # iter_any() by hand, so that the first read alone has the deadline
+            searching = any(isinstance(t, dict) and t.get("type") == "web_search_v0" for t in body.get("tools") or ())
+            translator = (SearchStreamTranslator if searching else StreamTranslator)(self.clock, client_tools)
+            while chunk:
                 for event, data in parser.feed(chunk):
-                    for item in stream.handle(event, data):
+                    for item in translator.handle(event, data):
                         yield item
-                    if stream.done:
+                    if translator.done:
                         return
-                if stream.paused:
+                if translator.paused:
                     try:
-                        chunk = await asyncio.wait_for(resp.content.readany(), self.tool_call_idle)
+                        chunk = await asyncio.wait_for(anext(chunks, b""), self.tool_call_idle)
                     except TimeoutError:
-                        yield stream.pause_end()
+                        yield translator.pause_end()
                         return
                 else:
-                    chunk = await resp.content.readany()
+                    chunk = await anext(chunks, b"")
             for event, data in parser.close():
-                for item in stream.handle(event, data):
+                for item in translator.handle(event, data):
                     yield item
-            if not stream.done:
-                yield stream.end_of_stream()
-        except TRANSPORT_ERRORS as exc:
-            raise transport_error(exc) from None
-        finally:
-            resp.release()
+            if not translator.done:
+                yield translator.end_of_stream()
 
 
+async def _read_some(stream: Stream, limit: int) -> bytes:
+    """Up to ``limit`` bytes of a stream's body (an error page), the rest left unread."""
+    body = bytearray()
+    async for chunk in stream.chunks():
+        body += chunk
+        if len(body) >= limit:
+            break
+    return bytes(body[:limit])
+
+
+def _through(error: UpstreamError, wire: AccountWire) -> UpstreamError:
+    """A Cloudflare block names the way it came through (transport, proxy without its password):
+    the operator's next step depends on it (another proxy, the impersonate extra)."""
+    if error.failure is Failure.BLOCKED:
+        error.message = f"{error.message} (through {wire.describe()})"
+        error.args = (error.message,)
+    return error

@@ -1,22 +1,23 @@
-"""Loading the images clients send: ``data:`` URLs and http(s) downloads, plus upload naming.
+"""Loading the images and documents clients send by URL: http(s) downloads, plus upload naming.
 
-A client-supplied URL is fetched from the daemon's network, so :func:`fetch_image` is an SSRF
-boundary: it only ever connects to addresses it has checked itself (see its docstring).
+A client-supplied URL is fetched from the daemon's network, so :func:`fetch_image` and
+:func:`fetch_document` are an SSRF boundary: they only ever connect to addresses they have checked
+themselves (see :func:`fetch_image`). ``data:`` URLs are :mod:`claude2api.core.dataurl`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import ipaddress
-import re
 import socket
-import urllib.parse
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 import aiohttp
 from yarl import URL
 
+from claude2api.core.dataurl import decode_data_url as decode_data_url  # re-exported: the one decoder
+from claude2api.core.dataurl import is_media_type, sniff_media_type
 from claude2api.core.failures import clip
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -35,21 +36,17 @@ _UPLOAD_FILENAMES = {
     "application/pdf": "document.pdf",
 }
 
-#: A media type as RFC 6838 allows it (lower case): it goes into the upload's multipart headers,
-#: where a stray CR/LF or space would break the request (or inject a header).
-_MEDIA_TYPE = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}")
-
 # The well-known NAT64 prefix: its addresses reach the IPv4 address in their last 32 bits.
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 
 class ImageFetchError(Exception):
-    """An image URL could not be loaded. ``str(exc)`` is the reason, safe to show to the client:
+    """An image or document URL could not be loaded. ``str(exc)`` is the reason, safe to show to the client:
     it never contains the URL (which may carry credentials) nor the addresses a name resolved to."""
 
 
 class ImageBudgetExceeded(Exception):
-    """The images of one request together are larger than its :class:`ByteBudget`."""
+    """The images (or documents) of one request together are larger than its :class:`ByteBudget`."""
 
 
 class ByteBudget:
@@ -70,53 +67,7 @@ class ByteBudget:
 
 def is_image_media_type(media_type: str) -> bool:
     """True for ``image/<subtype>`` in RFC 6838's characters, lower case: safe in an upload header."""
-    return media_type.startswith("image/") and _MEDIA_TYPE.fullmatch(media_type) is not None
-
-
-def decode_data_url(url: str) -> tuple[str, bytes]:
-    """Decode ``data:<media type>[;params];base64,<data>`` into ``(media type, bytes)``.
-
-    Standard and URL-safe base64 are both accepted, padded or not, since clients differ. A missing
-    media type is sniffed from the bytes (``application/octet-stream`` if unknown); a given one
-    must be a well-formed ``type/subtype``. Raises :class:`ValueError` with the reason.
-    """
-    scheme, sep, rest = url.partition(":")
-    if not sep or scheme.lower() != "data":
-        raise ValueError("not a data: URL")
-    meta, comma, payload = rest.partition(",")
-    if not comma:
-        raise ValueError("data URL has no ',' before the data")
-    media_type, *params = (p.strip() for p in meta.split(";"))
-    media_type = media_type.lower()
-    if media_type and not _MEDIA_TYPE.fullmatch(media_type):
-        raise ValueError("data URL has an invalid media type")
-    if not params or params[-1].lower() != "base64":
-        raise ValueError("data URL is not base64-encoded (';base64' missing)")
-    data = _b64decode(urllib.parse.unquote(payload))
-    if not data:
-        raise ValueError("data URL is empty")
-    return media_type or sniff_media_type(data) or "application/octet-stream", data
-
-
-def _b64decode(text: str) -> bytes:
-    text = "".join(text.split()).translate(str.maketrans("-_", "+/")).rstrip("=")
-    try:
-        return base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
-    except binascii.Error:
-        raise ValueError("data URL has invalid base64 data") from None
-
-
-def sniff_media_type(data: bytes) -> str | None:
-    """The image type given by the magic bytes at the start of ``data`` (PNG, JPEG, GIF, WebP)."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
+    return media_type.startswith("image/") and is_media_type(media_type)
 
 
 def upload_filename(media_type: str) -> str:
@@ -149,25 +100,49 @@ async def fetch_image(
     taken from ``budget`` as they arrive, if given (:class:`ImageBudgetExceeded` past it).
     Raises :class:`ImageFetchError`.
     """
+    read = partial(_read_image, max_bytes=max_bytes, budget=budget)
+    return await _fetch(session, url, timeout, allow_private, "image/*", read)
+
+
+async def fetch_document(
+    session: aiohttp.ClientSession,
+    url: str,
+    *,
+    max_bytes: int,
+    timeout: float,
+    allow_private: bool,
+    budget: ByteBudget | None = None,
+) -> tuple[str, bytes]:
+    """Download a document over http(s), exactly as :func:`fetch_image` downloads an image (same
+    address checks, redirects, deadline and limits); returns ``(declared media type, bytes)``,
+    the type ``application/octet-stream`` when the server gave none. Whether claude.ai reads that
+    type is :mod:`claude2api.core.documents`' call. Raises :class:`ImageFetchError`."""
+    read = partial(_read_any, max_bytes=max_bytes, budget=budget)
+    return await _fetch(session, url, timeout, allow_private, "*/*", read)
+
+
+async def _fetch(
+    session: aiohttp.ClientSession,
+    raw_url: str,
+    timeout: float,
+    allow_private: bool,
+    accept: str,
+    read: Callable[[aiohttp.ClientResponse], Awaitable[tuple[str, bytes]]],
+) -> tuple[str, bytes]:
     try:
         async with asyncio.timeout(timeout):
-            return await _fetch(session, _parse_url(url), max_bytes, allow_private, budget)
+            url = _parse_url(raw_url)
+            for _ in range(MAX_REDIRECTS + 1):
+                async with await _request(session, url, allow_private, accept) as resp:
+                    if resp.status in _REDIRECT_STATUSES:
+                        url = _redirect_target(url, resp)
+                        continue
+                    return await read(resp)
+            raise ImageFetchError(f"more than {MAX_REDIRECTS} redirects")
     except TimeoutError:
         raise ImageFetchError(f"timed out after {timeout:g} s") from None
     except aiohttp.ClientError as exc:
         raise ImageFetchError(_describe_client_error(exc)) from None
-
-
-async def _fetch(
-    session: aiohttp.ClientSession, url: URL, max_bytes: int, allow_private: bool, budget: ByteBudget | None
-) -> tuple[str, bytes]:
-    for _ in range(MAX_REDIRECTS + 1):
-        async with await _request(session, url, allow_private) as resp:
-            if resp.status in _REDIRECT_STATUSES:
-                url = _redirect_target(url, resp)
-                continue
-            return await _read_image(resp, max_bytes, budget)
-    raise ImageFetchError(f"more than {MAX_REDIRECTS} redirects")
 
 
 def _parse_url(url: str | URL) -> URL:
@@ -193,7 +168,9 @@ def _redirect_target(url: URL, resp: aiohttp.ClientResponse) -> URL:
     return _parse_url(target)
 
 
-async def _request(session: aiohttp.ClientSession, url: URL, allow_private: bool) -> aiohttp.ClientResponse:
+async def _request(
+    session: aiohttp.ClientSession, url: URL, allow_private: bool, accept: str
+) -> aiohttp.ClientResponse:
     """Send the GET to the first reachable checked address of ``url``'s host (see fetch_image)."""
     assert url.raw_host is not None  # checked by _parse_url
     addresses = await _resolve(url.raw_host, url.port, allow_private)
@@ -202,7 +179,7 @@ async def _request(session: aiohttp.ClientSession, url: URL, allow_private: bool
         try:
             return await session.get(
                 url.with_host(str(address)),
-                headers={"Host": url.host_port_subcomponent or url.raw_host, "Accept": "image/*"},
+                headers={"Host": url.host_port_subcomponent or url.raw_host, "Accept": accept},
                 server_hostname=url.raw_host if url.scheme == "https" else None,
                 allow_redirects=False,
             )
@@ -260,32 +237,44 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     return None
 
 
-async def _read_image(
-    resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None
-) -> tuple[str, bytes]:
+def _check_response(resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None, what: str) -> None:
     if resp.status != 200:
         raise ImageFetchError(f"HTTP status {resp.status}")
     if resp.content_length is not None and resp.content_length > max_bytes:
-        raise ImageFetchError(f"image is larger than {max_bytes} bytes")
+        raise ImageFetchError(f"{what} is larger than {max_bytes} bytes")
     if resp.content_length is not None and budget is not None and resp.content_length > budget.remaining:
         raise ImageBudgetExceeded
+
+
+async def _read_any(resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None) -> tuple[str, bytes]:
+    _check_response(resp, max_bytes, budget, "document")
+    data = await _read_limited(resp, max_bytes, budget, "document")
+    if not data:
+        raise ImageFetchError("empty response")
+    return resp.content_type, data
+
+
+async def _read_image(resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None) -> tuple[str, bytes]:
+    _check_response(resp, max_bytes, budget, "image")
     declared = resp.content_type  # aiohttp says application/octet-stream when the header is missing
     if not is_image_media_type(declared) and declared not in _UNTYPED:
         raise ImageFetchError(f"not an image (Content-Type {clip(declared)})")
-    data = await _read_limited(resp, max_bytes, budget)
+    data = await _read_limited(resp, max_bytes, budget, "image")
     if not data:
         raise ImageFetchError("empty response")
     media_type = declared if is_image_media_type(declared) else sniff_media_type(data)
-    if media_type is None:
+    if media_type is None or not media_type.startswith("image/"):
         raise ImageFetchError(f"not an image (Content-Type {clip(declared)}, unknown content)")
     return media_type, data
 
 
-async def _read_limited(resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None) -> bytes:
+async def _read_limited(
+    resp: aiohttp.ClientResponse, max_bytes: int, budget: ByteBudget | None, what: str
+) -> bytes:
     body = bytearray()
     async for chunk in resp.content.iter_chunked(_CHUNK_SIZE):
         if len(body) + len(chunk) > max_bytes:
-            raise ImageFetchError(f"image is larger than {max_bytes} bytes")
+            raise ImageFetchError(f"{what} is larger than {max_bytes} bytes")
         if budget is not None:
             budget.take(len(chunk))
         body += chunk

@@ -46,6 +46,9 @@ class Cleanup:
     due: float = 0.0  # loop time of the next attempt
     #: A mirror caller's key, kept in memory only; ``None`` for a configured session (found by its hash).
     mirror_key: str | None = None
+    #: Files were uploaded into the conversation: if it was never created (a 2026 first turn that
+    #: failed), create it so that deleting it deletes them.
+    has_uploads: bool = False
 
     def record(self, loop_now: float, wall_now: float) -> dict[str, Any]:
         return {
@@ -54,6 +57,7 @@ class Cleanup:
             "conversation": self.conversation,
             "stop": self.stop,
             "delete": self.delete,
+            "has_uploads": self.has_uploads,
             "attempts": self.attempts,
             "next_at": wall_now + min(max(0.0, self.due - loop_now), MAX_BACKOFF_SECONDS),
             "expires_at": self.expires_at,
@@ -65,6 +69,7 @@ class Cleanup:
         session_id, org_id, conversation = record.get("session"), record.get("org_id"), record.get("conversation")
         stop, delete, attempts = record.get("stop"), record.get("delete"), record.get("attempts")
         next_at, expires_at = record.get("next_at"), record.get("expires_at")
+        has_uploads = record.get("has_uploads", False)  # absent in files written before uploads
         if not (
             statefile.is_state_id(session_id)
             and isinstance(org_id, str)
@@ -73,6 +78,7 @@ class Cleanup:
             and canonical_org_id(conversation) is not None
             and isinstance(stop, bool)
             and isinstance(delete, bool)
+            and isinstance(has_uploads, bool)
             and (stop or delete)
             and isinstance(attempts, int)
             and not isinstance(attempts, bool)
@@ -90,6 +96,7 @@ class Cleanup:
             expires_at=min(float(expires_at), wall_now + window),
             attempts=attempts,
             due=loop_now + delay,
+            has_uploads=has_uploads,
         )
 
 
@@ -162,7 +169,9 @@ class Janitor:
 
     # -- the work -------------------------------------------------------------------------------
 
-    def schedule(self, account: Account, conv_id: str, *, stop: bool, delete: bool) -> None:
+    def schedule(
+        self, account: Account, conv_id: str, *, stop: bool, delete: bool, has_uploads: bool = False
+    ) -> None:
         if not (stop or delete):
             return
         sid = statefile.state_id(account.key)
@@ -175,6 +184,7 @@ class Janitor:
             delete=delete,
             expires_at=self.pool.clock() + self.retry_window,
             mirror_key=None if configured else account.key,
+            has_uploads=has_uploads and delete,
         )
         task = asyncio.get_running_loop().create_task(self._first_attempt(entry))
         self._tasks.add(task)
@@ -256,7 +266,13 @@ class Janitor:
         if not entry.delete:
             return True
         try:
-            await self.client.delete_conversation(account, entry.conversation)
+            existed = await self.client.delete_conversation(account, entry.conversation)
+            if not existed and entry.has_uploads:
+                # Uploaded into a conversation the failed completion never created: create it so
+                # that deleting it takes the files too (reference 2026 §3.3 has them keyed by it).
+                await self.client.create_conversation(account, entry.conversation, model=None)
+                await self.client.delete_conversation(account, entry.conversation)
+                log.debug("uploads_deleted", session=session_print, conversation=entry.conversation)
         except UpstreamError as exc:
             log.warning("delete_failed", session=session_print, conversation=entry.conversation,
                         attempt=entry.attempts + 1, error=exc.message)

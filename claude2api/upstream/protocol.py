@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from claude2api.core.search import WEB_SEARCH_TOOL
 from claude2api.core.types import Attachment, UpstreamTurn
 from claude2api.upstream.client import Account, ClaudeWebClient
 
@@ -36,13 +37,16 @@ class TurnOptions:
     """What the pipeline decided for this turn, beyond the prompt: the claude.ai model id (``None``:
     the account default), the model's ``thinking_mode`` and ``effort`` exactly as
     :func:`~claude2api.core.catalog.plan_thinking` decided them (``None``: leave the field out), the
-    uploaded files and the client's tools in claude.ai's form (:func:`claude2api.core.tools.tool_wire`)."""
+    uploaded files and the client's tools in claude.ai's form (:func:`claude2api.core.tools.tool_wire`).
+    ``web_search`` turns on claude.ai's search: its tool entry goes first in ``tools`` and the
+    conversation's ``enabled_web_search`` setting is switched on (both are needed, 2026 reference §2.1)."""
 
     model: str | None = None
     thinking_mode: str | None = None
     effort: str | None = None
     files: list[str] = field(default_factory=list)
     tools: list[dict[str, Any]] = field(default_factory=list)
+    web_search: bool = False
 
     @property
     def thinking(self) -> bool:
@@ -51,13 +55,19 @@ class TurnOptions:
 
 
 def attachment_wire(attachment: Attachment) -> dict[str, Any]:
-    """An inline text document as the completion's ``attachments`` entry (no upload needed)."""
-    return {
+    """An inline text document as the completion's ``attachments`` entry (no upload needed).
+
+    A client's document carries ``origin``/``kind`` as the page's own text-file attachment does
+    (2026 reference §3.2 pattern B, without ``path``: nothing was uploaded)."""
+    wire: dict[str, Any] = {
         "file_name": attachment.file_name,
         "file_type": attachment.file_type,
         "file_size": len(attachment.content.encode()),
         "extracted_content": attachment.content,
     }
+    if attachment.document:
+        wire.update(origin="user_upload", kind="file")
+    return wire
 
 
 def _common_body(turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
@@ -66,7 +76,7 @@ def _common_body(turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
         "timezone": "UTC",
         "locale": "en-US",
         "personalized_styles": [NORMAL_STYLE],
-        "tools": options.tools,
+        "tools": [WEB_SEARCH_TOOL, *options.tools] if options.web_search else options.tools,
         "attachments": [attachment_wire(a) for a in turn.attachments],
         "files": options.files,
         "sync_sources": [],
@@ -97,8 +107,13 @@ class Generation2025(Generation):
 
     async def open(self, client: ClaudeWebClient, account: Account, conv_id: str, options: TurnOptions) -> None:
         await client.create_conversation(account, conv_id, model=options.model)
+        settings: dict[str, Any] = {}
         if options.thinking:  # the 2025 switch is per conversation, and only ``extended``
-            await client.update_conversation_settings(account, conv_id, {"paprika_mode": "extended"})
+            settings["paprika_mode"] = "extended"
+        if options.web_search:
+            settings["enabled_web_search"] = True
+        if settings:
+            await client.update_conversation_settings(account, conv_id, settings)
 
     def completion_body(self, turn: UpstreamTurn, options: TurnOptions) -> dict[str, Any]:
         body = _common_body(turn, options)
@@ -107,7 +122,12 @@ class Generation2025(Generation):
 
 
 class Generation2026(Generation):
-    """The completion creates the conversation and carries thinking itself."""
+    """The completion creates the conversation and carries thinking itself.
+
+    Search: ``enabled_web_search`` rides in ``create_conversation_params`` next to ``paprika_mode``
+    (the other conversation setting sent there). That claude.ai reads it there is unverified (2026
+    reference §2.1: clients seen so far rely on the account default, which then also works); with
+    ``UPSTREAM_PROTOCOL=2025`` the setting is PUT explicitly, which is the measured way."""
 
     name = "2026"
 
@@ -128,6 +148,8 @@ class Generation2026(Generation):
             "compass_mode": None,
             "is_temporary": True,
         }
+        if options.web_search:
+            params["enabled_web_search"] = True
         if options.model:
             params["model"] = options.model
         body["create_conversation_params"] = params

@@ -9,7 +9,11 @@ from typing import Any
 from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.limits import parse_message_limit
 from claude2api.core.types import (
+    Citation,
     Event,
+    SearchCall,
+    SearchResult,
+    SearchResults,
     Stop,
     TextDelta,
     ThinkingDelta,
@@ -65,11 +69,11 @@ class StreamTranslator:
             self.blocks[index] = block_type = block.get("type", "")
             if block_type == "tool_use" and block.get("name") in self.client_tools:
                 return self._call_start(index, block)
-            return []
+            return self._block_start(index, block_type, block)
         if kind == "content_block_stop":
             call = self.calls.get(frame.get("index", -1))
             if call is None:
-                return []
+                return self._block_stop(frame.get("index", -1))
             self.paused = True
             return [ToolCallEnd(call)]
         if kind == "message_delta":
@@ -120,6 +124,14 @@ class StreamTranslator:
                 return [ToolCallDelta(call, piece)]
         return []
 
+    def _block_start(self, index: int, block_type: str, block: dict[str, Any]) -> list[Event]:
+        """A block that is no client tool call starts (claude.ai's own tools are dropped here)."""
+        return []
+
+    def _block_stop(self, index: Any) -> list[Event]:
+        """A block that is no client tool call ends."""
+        return []
+
     def _call_start(self, index: int, block: dict[str, Any]) -> list[Event]:
         call = self.calls[index] = len(self.calls)
         self.paused = False
@@ -149,3 +161,104 @@ class StreamTranslator:
             self.done = True
             return Stop(self.stop_reason, self.stop_sequence)
         raise UpstreamError(Failure.TRANSIENT, "claude.ai closed the stream before the reply ended")
+
+
+class SearchStreamTranslator(StreamTranslator):
+    """:class:`StreamTranslator` plus claude.ai's web search (2026 reference §2.2), for completions
+    that carry the ``web_search_v0`` tool; plain replies keep the lean base class.
+
+    The search's ``tool_use`` block becomes :class:`SearchCall` once its query has streamed, its
+    ``tool_result`` (one delta holding the whole ``knowledge`` list as a JSON string)
+    :class:`SearchResults`, and each ``citation_start_delta`` … ``citation_end_delta`` span of text a
+    :class:`Citation` right after the span. Offsets count the answer text as claude.ai sent it.
+    Other built-in tools (web_fetch, widgets) stay dropped.
+    """
+
+    __slots__ = ("_citing", "_pieces", "_position", "_result_ids", "_search_ids")
+
+    def __init__(self, clock: Callable[[], float], client_tools: frozenset[str] = frozenset()) -> None:
+        super().__init__(clock, client_tools)
+        #: Upstream block index -> call id, for the search's tool_use and tool_result blocks.
+        self._search_ids: dict[int, str] = {}
+        self._result_ids: dict[int, str] = {}
+        #: JSON pieces of those blocks, by index.
+        self._pieces: dict[int, list[str]] = {}
+        #: Open citations: uuid -> (citation object, start offset, text pieces since).
+        self._citing: dict[str, tuple[dict[str, Any], int, list[str]]] = {}
+        self._position = 0
+
+    def _block_start(self, index: int, block_type: str, block: dict[str, Any]) -> list[Event]:
+        if block.get("name") != "web_search" or block_type not in ("tool_use", "tool_result"):
+            return []
+        call_id = block.get("id") if block_type == "tool_use" else block.get("tool_use_id")
+        ids = self._search_ids if block_type == "tool_use" else self._result_ids
+        ids[index] = call_id if isinstance(call_id, str) else f"srvtoolu_{index}"
+        self._pieces[index] = []
+        return []
+
+    def _block_stop(self, index: Any) -> list[Event]:
+        pieces = self._pieces.pop(index, None)
+        if pieces is None:
+            return []
+        value = _loads("".join(pieces))
+        if index in self._search_ids:
+            query = value.get("query") if isinstance(value, dict) else None
+            return [SearchCall(self._search_ids.pop(index), query if isinstance(query, str) else "")]
+        return [SearchResults(self._result_ids.pop(index), _results(value))]
+
+    def _delta(self, frame: dict[str, Any]) -> list[Event]:
+        events = super()._delta(frame)
+        if events:
+            for event in events:
+                if type(event) is TextDelta:
+                    self._position += len(event.text)
+                    for _, _, pieces in self._citing.values():
+                        pieces.append(event.text)
+            return events
+        delta = frame.get("delta") or {}
+        dtype = delta.get("type")
+        if dtype == "input_json_delta":
+            pieces = self._pieces.get(frame.get("index", -1))
+            if pieces is not None and isinstance(delta.get("partial_json"), str):
+                pieces.append(delta["partial_json"])
+        elif dtype == "citation_start_delta":
+            citation = delta.get("citation")
+            if isinstance(citation, dict) and isinstance(citation.get("url"), str):
+                self._citing[str(citation.get("uuid") or citation["url"])] = (citation, self._position, [])
+        elif dtype == "citation_end_delta":
+            opened = self._citing.pop(str(delta.get("citation_uuid")), None)
+            if opened is not None:
+                citation, start, cited = opened
+                title = citation.get("title")
+                return [
+                    Citation(
+                        url=citation["url"],
+                        title=title if isinstance(title, str) else "",
+                        cited_text="".join(cited),
+                        start=start,
+                        end=self._position,
+                        id=str(citation.get("uuid") or ""),
+                    )
+                ]
+        return []
+
+
+def _loads(text: str) -> Any:
+    try:
+        return json.loads(text) if text else None
+    except ValueError:
+        return None
+
+
+def _results(value: Any) -> list[SearchResult]:
+    """claude.ai's ``knowledge`` items as search results (items without a URL are left out)."""
+    results = []
+    for item in value if isinstance(value, list) else ():
+        if not isinstance(item, dict) or not isinstance(item.get("url"), str):
+            continue
+        title = item.get("title")
+        meta = item.get("prompt_context_metadata")
+        age = meta.get("age") if isinstance(meta, dict) else None
+        results.append(SearchResult(item["url"], title if isinstance(title, str) else "", age if isinstance(age, str) else None))
+    return results
+
