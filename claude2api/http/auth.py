@@ -9,7 +9,7 @@ from aiohttp import web
 
 from claude2api.core.failures import APIError
 
-#: claude.ai session key format (clewdr's regex, reference section 2): sid01 and sid02 both exist.
+#: claude.ai session key format (clewdr's regex, docs/protocol.md §1.2): sid01 and sid02 both exist.
 SESSION_KEY_RE = re.compile(r"sk-ant-sid\d{2}-[0-9A-Za-z_-]{86,120}-[0-9A-Za-z_-]{6}AA")
 ORG_ID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 
