@@ -1,8 +1,14 @@
 """Settings: defaults < YAML file < secret files < environment variables, validated once at startup.
 
+Each setting is declared once, as a :class:`Settings` field made by :func:`_setting`: its type (the
+annotation), default, parser (which carries the choices), help line, environment variable, YAML
+aliases, and whether it is secret, needs a restart or changes running requests. The restart list,
+redaction, the secret files and the YAML keys are derived from that (:func:`declarations`); tests
+check README's table and ``config.example.yaml`` against it.
+
 Each setting has a snake_case name, which is its YAML key, and an environment variable, which is
 that name in upper case (``APIKEY`` for ``api_keys``, as in the original program). The original's
-camelCase YAML keys (``apiKey``, ``chatDelete`` ...) are accepted as aliases, with the same
+camelCase YAML keys (``apiKey``, ``chatDelete`` ...) are declared as aliases, with the same
 defaults as everywhere else (the original's YAML defaulted them to 0/false, which was a bug).
 
 An environment variable that is set but empty counts as unset, so ``APIKEY=${APIKEY}`` in a compose
@@ -162,12 +168,15 @@ def _number(*, positive: bool) -> Parser:
 
 
 def _choice(*options: str) -> Parser:
+    """One of ``options`` (case-insensitive); the parser carries them as ``choices`` for the docs."""
+
     def parse(raw: Any, name: str) -> str:
         value = _text(raw, name).lower()
         if value not in options:
             raise ConfigError(f"{name} must be one of {', '.join(options)}, got {raw!r}")
         return value
 
+    parse.choices = options  # type: ignore[attr-defined]
     return parse
 
 
@@ -215,6 +224,10 @@ class PluginSpec:
     ref: str
     options: Mapping[str, Any] = field(default_factory=dict)
     entry_point: bool = False
+
+    def redacted(self) -> dict[str, Any]:
+        """JSON-ready; option values may be credentials (a plugin's own API key): only their names."""
+        return {"entry_point" if self.entry_point else "module": self.ref, "options": sorted(self.options)}
 
 
 _PLUGIN_FIELDS = frozenset({"module", "entry_point", "options"})
@@ -456,9 +469,51 @@ def _browser_profile(raw: Any, name: str) -> str:
         raise ConfigError(f"{name}: {exc}") from None
 
 
-def _setting(default: Any, parse: Parser, *, env: str | None = None, secret: bool = False) -> Any:
-    """A setting's declaration. ``secret`` ones may also come from a file (:func:`load_settings`)."""
-    return field(default=default, metadata={"parse": parse, "env": env, "secret": secret})
+@dataclass(frozen=True, slots=True)
+class SecretForm:
+    """How a secret setting's value (or each of its items) is shown, and which strings in it are secret."""
+
+    shown: Callable[[Any], Any]
+    values: Callable[[Any], tuple[str | None, ...]]
+
+
+#: The whole value is the secret (a key): shown as ``***``.
+WHOLE_SECRET = SecretForm(lambda value: MASK, lambda value: (value,))
+
+
+def _url_password(url: str) -> tuple[str | None, ...]:
+    password = urlsplit(url).password
+    return (password, unquote(password)) if password else ()
+
+
+#: A URL whose password is the secret (a proxy): shown with the password masked.
+URL_PASSWORD = SecretForm(redact_url, _url_password)
+
+
+def _setting(
+    default: Any,
+    parse: Parser,
+    *,
+    env: str | None = None,
+    aliases: tuple[str, ...] = (),
+    help: str = "",
+    secret: bool | SecretForm = False,
+    restart: bool = False,
+    live: bool = False,
+) -> Any:
+    """A setting's one declaration; everything else about it is derived (:func:`declarations`).
+
+    ``env`` overrides the variable name (default: the name in upper case), ``aliases`` are extra
+    YAML keys, ``help`` is one line. ``secret`` ones are masked by :meth:`Settings.redacted`, listed
+    by :meth:`Settings.secret_values` and may come from a file; ``True`` means the whole value (or
+    each item) is secret, a :class:`SecretForm` says otherwise (objects with their own ``redacted``
+    and ``secret_values``, such as :class:`SessionSpec`, use those). ``restart``: a reload cannot
+    change it (it shapes a listener, the upstream session or the routes). ``live``: a reload changes
+    it at once, for requests already running too; the rest apply to requests started after it.
+    """
+    form = WHOLE_SECRET if secret is True else (secret or None)
+    metadata = {"parse": parse, "env": env, "aliases": aliases, "help": help, "secret": form}
+    return field(default=default, metadata=metadata | {"restart": restart, "live": live})
 
 
 @dataclass(frozen=True, repr=False)
@@ -466,128 +521,229 @@ class Settings:
     """The daemon's effective configuration. Build it with :func:`load_settings`.
 
     Constructing it directly (as tests do) skips validation. ``repr`` is :meth:`redacted`, so
-    printing or logging a ``Settings`` cannot leak a secret.
+    printing or logging a ``Settings`` cannot leak a secret. Each field is declared once with
+    :func:`_setting`; README's configuration table and ``config.example.yaml`` are checked against
+    these declarations by tests/test_settings_declared.py.
     """
 
     #: The YAML file :func:`load_settings` read, or ``None``. Not a field: not compared, not printed,
     #: and ``dataclasses.replace`` resets it.
     config_file: ClassVar[Path | None] = None
 
-    sessions: tuple[SessionSpec, ...] = _setting((), _sessions, secret=True)
-    address: str = _setting("0.0.0.0:8080", _address)
-    api_keys: tuple[str, ...] = _setting((), _string_list, env="APIKEY", secret=True)
-    proxy: str | None = _setting(None, _proxy, secret=True)
-    chat_delete: bool = _setting(True, _boolean)
-    max_chat_history_length: int = _setting(10000, _integer(0))
-    no_role_prefix: bool = _setting(False, _boolean)
-    prompt_disable_artifacts: bool = _setting(False, _boolean)
-    enable_mirror_api: bool = _setting(False, _boolean)
-    mirror_api_prefix: str = _setting("", _mirror_prefix)
-    claude_base_url: str = _setting("https://claude.ai", _base_url)
-    #: "2026": the first completion creates the conversation (create_conversation_params) and
-    #: carries the thinking flag; "2025": a separate create call and per-conversation paprika_mode.
-    upstream_protocol: str = _setting("2026", _choice("2026", "2025"))
-    thinking_output: str = _setting(
-        "think_tags", _choice("think_tags", "reasoning_content", "reasoning", "both", "hidden")
+    sessions: tuple[SessionSpec, ...] = _setting(
+        (), _sessions, secret=True, live=True,
+        help="claude.ai accounts: sessionKey values, each key[:orgUUID][@proxy-url] or a mapping.",
     )
-    models: tuple[str, ...] = _setting((), _string_list)
-    #: Any model id -> the id it stands for (suffixes allowed): the operator's own names.
-    model_aliases: tuple[tuple[str, str], ...] = _setting((), _model_aliases)
-    #: The model that serves ids nobody has; unset: such ids get a 404 naming the closest ones.
-    default_model: str | None = _setting(None, _optional_text)
-    #: Seconds between re-reads of each account's live model list (app_start); 0: only at start and SIGHUP.
-    models_refresh_seconds: float = _setting(6 * 3600.0, _number(positive=False))
-    #: Seconds between reads of each account's usage windows (/usage); 0: only when it leaves cooling.
-    usage_refresh_seconds: float = _setting(1800.0, _number(positive=False))
-    log_level: str = _setting("info", _choice("debug", "info", "warning", "error"))
-    log_format: str = _setting("auto", _choice("auto", "json", "console"))
-    #: How bytes reach claude.ai: "auto" (impersonate when curl_cffi is installed, else aiohttp),
-    #: "aiohttp" (plain Python TLS) or "impersonate" (a browser's TLS/HTTP2 fingerprint, the extra).
-    upstream_transport: str = _setting("auto", _choice("auto", "aiohttp", "impersonate"))
-    #: The browser the impersonating transport (and every transport's headers) claims to be.
-    upstream_impersonate: str = _setting(browser.DEFAULT_PROFILE, _browser_profile)
-    #: A PEM bundle of CAs to trust for claude.ai instead of the system's (a TLS-inspecting proxy, tests).
-    upstream_ca_file: str | None = _setting(None, _optional_text)
-    upstream_connect_timeout: float = _setting(30.0, _number(positive=True))
-    #: The longest silent gap allowed in an upstream stream, not a total timeout.
-    upstream_read_timeout: float = _setting(600.0, _number(positive=True))
-    max_request_body_mb: float = _setting(32.0, _number(positive=True))
-    image_max_bytes: int = _setting(10 * 1024 * 1024, _integer(1))
-    image_fetch_timeout: float = _setting(20.0, _number(positive=True))
-    image_fetch_allow_private: bool = _setting(False, _boolean)
-    #: Images one request may carry (inline and URL); 0 refuses images.
-    max_images_per_request: int = _setting(20, _integer(0))
-    #: Total bytes of one request's images (inline and downloaded).
-    max_image_bytes_per_request: int = _setting(50 * 1024 * 1024, _integer(1))
-    #: Documents (PDFs, office and text files) one request may carry, inline and URL; 0 refuses documents.
-    max_documents_per_request: int = _setting(20, _integer(0))
-    #: Total bytes of one request's documents (inline and downloaded).
-    max_document_bytes_per_request: int = _setting(30 * 1024 * 1024, _integer(1))
-    cooldown_default_seconds: float = _setting(3600.0, _number(positive=False))
-    request_rate_cooldown_seconds: float = _setting(60.0, _number(positive=False))
-    #: SSE keep-alive comment interval; 0 disables.
-    keepalive_interval: float = _setting(15.0, _number(positive=False))
-    #: Concurrent requests per session; 0 = unlimited.
-    session_max_concurrency: int = _setting(0, _integer(0))
-    session_wait_timeout: float = _setting(30.0, _number(positive=False))
-    state_file: str | None = _setting(None, _optional_text)
-    #: How long a failed conversation stop/delete is retried (with backoff) before it is given up.
-    cleanup_retry_hours: float = _setting(6.0, _number(positive=True))
-    #: First pause before retrying a failed clean-up; doubles each time, up to 10 minutes.
-    cleanup_retry_delay_seconds: float = _setting(2.0, _number(positive=True))
-    #: Clean-ups kept for retry at most (the oldest is given up beyond).
-    cleanup_queue_max: int = _setting(10000, _integer(1))
-    #: Clean-ups (stop + delete) sent to claude.ai at once; the rest wait their turn.
-    cleanup_concurrency: int = _setting(32, _integer(1))
-    admin_key: str | None = _setting(None, _optional_text, secret=True)
-    #: Upstream attempts per request.
-    retry_count: int = _setting(5, _integer(1))
-    #: Chat-middleware plugins to load, in order, with their options (:class:`PluginSpec`).
-    plugins: tuple[PluginSpec, ...] = _setting((), _plugins)
-    #: Installed plugins (entry point group ``claude2api.plugins``) to load after ``plugins``:
-    #: none, all (``true``) or the listed entry point names.
-    plugins_entry_points: tuple[str, ...] = _setting((), _entry_point_names)
-    #: Event loop: "auto" (uvloop when installed), "uvloop" or "asyncio".
-    event_loop: str = _setting("auto", _choice("auto", "uvloop", "asyncio"))
-    #: Browser origins allowed to call the daemon (CORS); empty: none, "*": any.
-    cors_origins: tuple[str, ...] = _setting((), _origins)
-    #: Seconds a client has to send its request line and headers; then the connection is closed.
-    header_read_timeout: float = _setting(10.0, _number(positive=True))
-    #: Seconds a client has to send a request body once its headers arrived.
-    body_read_timeout: float = _setting(30.0, _number(positive=True))
-    #: Open client connections at most (each stream also holds an upstream socket); 0 = from the
-    #: open-file limit. Beyond it a new connection gets a 503.
-    max_connections: int = _setting(0, _integer(0))
-    #: Seconds SIGTERM lets open requests finish before cutting them with an error frame.
-    shutdown_drain_seconds: float = _setting(60.0, _number(positive=False))
-    #: Seconds claude.ai has to start answering each attempt (headers and first bytes).
-    upstream_first_byte_timeout: float = _setting(60.0, _number(positive=True))
-    #: Seconds a request may take before its first content (failover included); then a 504.
-    request_deadline: float = _setting(180.0, _number(positive=True))
-    #: Seconds a mirror-mode session key claude.ai rejected is refused without asking again.
-    mirror_rejected_key_ttl: float = _setting(300.0, _number(positive=False))
-    #: Largest body of mirror mode's unauthenticated count_tokens route, in KB.
-    mirror_count_tokens_max_kb: int = _setting(256, _integer(1))
-    #: Responses API exchanges kept for ``previous_response_id`` and GET/DELETE, at most (0: none).
-    responses_store_max_items: int = _setting(1000, _integer(0))
-    #: Total size of the kept exchanges' history (text and images), in MB.
-    responses_store_max_mb: float = _setting(64.0, _number(positive=True))
-    #: Seconds a kept exchange can be continued or read before it is forgotten.
-    responses_store_ttl: float = _setting(3600.0, _number(positive=True))
-    #: A bearer key for ``GET /metrics`` on the main port (the admin key works too).
-    metrics_key: str | None = _setting(None, _optional_text, secret=True)
-    #: A second listener serving only ``GET /metrics``, without auth, for a private scrape network.
-    metrics_address: str | None = _setting(None, _optional_address)
-    #: Forward client tools to claude.ai; off: a request with tools gets a 400 that says so.
-    tools: bool = _setting(True, _boolean)
-    #: Seconds of upstream silence after a client tool call that end the turn (claude.ai holds it open).
-    tool_call_idle_seconds: float = _setting(1.5, _number(positive=True))
-    #: claude.ai's web search: "off" (a request asking for it gets a 400), "on_request" (when the
-    #: client asks: a search tool, web_search_options, a -search model), "always" (every request).
-    web_search: str = _setting("on_request", _choice("off", "on_request", "always"))
-    #: Sources listed at the end of the reply text: "auto" (when the client did not ask for search
-    #: in its own dialect, so reads no citations), "footer" (always, after a search), "off".
-    search_sources: str = _setting("auto", _choice("auto", "footer", "off"))
+    address: str = _setting("0.0.0.0:8080", _address, restart=True, help="Listen address: host:port, :port or [ipv6]:port.")
+    api_keys: tuple[str, ...] = _setting(
+        (), _string_list, env="APIKEY", aliases=("apiKey", "api_key"), secret=True,
+        help="Keys clients send as a bearer token or x-api-key; required unless listening on loopback.",
+    )
+    proxy: str | None = _setting(
+        None, _proxy, secret=URL_PASSWORD, restart=True, help="Proxy URL for every claude.ai call (http, https, socks4/5)."
+    )
+    chat_delete: bool = _setting(
+        True, _boolean, aliases=("chatDelete",), help="Delete each conversation after the answer."
+    )
+    max_chat_history_length: int = _setting(
+        10000, _integer(0), aliases=("maxChatHistoryLength",),
+        help="Prompts longer than this (UTF-8 bytes) go upstream as an attached context.txt.",
+    )
+    no_role_prefix: bool = _setting(
+        False, _boolean, aliases=("noRolePrefix",), help="No Human:/Assistant:/System: prefixes in the transcript."
+    )
+    prompt_disable_artifacts: bool = _setting(
+        False, _boolean, aliases=("promptDisableArtifacts",), help="Prepend an instruction not to use artifacts."
+    )
+    enable_mirror_api: bool = _setting(
+        False, _boolean, aliases=("enableMirrorApi",), restart=True,
+        help="Mirror mode: the caller's own sessionKey is its bearer token.",
+    )
+    mirror_api_prefix: str = _setting(
+        "", _mirror_prefix, aliases=("mirrorApiPrefix",), restart=True, help="Path prefix of mirror mode, e.g. /mirror."
+    )
+    claude_base_url: str = _setting(
+        "https://claude.ai", _base_url, restart=True, help="Where every upstream URL is built from."
+    )
+    upstream_protocol: str = _setting(
+        "2026", _choice("2026", "2025"),
+        help="2026: the first completion creates the conversation; 2025: a separate create call, paprika_mode.",
+    )
+    thinking_output: str = _setting(
+        "think_tags", _choice("think_tags", "reasoning_content", "reasoning", "both", "hidden"),
+        help="Where thinking goes in OpenAI responses.",
+    )
+    models: tuple[str, ...] = _setting((), _string_list, help="Extra model ids to advertise and accept.")
+    model_aliases: tuple[tuple[str, str], ...] = _setting(
+        (), _model_aliases, help="Any model id -> the id it stands for (suffixes allowed): the operator's own names."
+    )
+    default_model: str | None = _setting(
+        None, _optional_text, help="The model that serves ids nobody has; unset: such ids get a 404 naming the closest."
+    )
+    models_refresh_seconds: float = _setting(
+        6 * 3600.0,
+        _number(positive=False),
+        help="Seconds between re-reads of each account's live model list (app_start); 0: only at start and SIGHUP.",
+    )
+    usage_refresh_seconds: float = _setting(
+        1800.0,
+        _number(positive=False),
+        help="Seconds between reads of each account's usage windows (/usage); 0: only when it leaves cooling.",
+    )
+    web_search: str = _setting(
+        "on_request",
+        _choice("off", "on_request", "always"),
+        help="claude.ai's web search: off (asking for it is a 400), on_request (when the client asks), always.",
+    )
+    search_sources: str = _setting(
+        "auto",
+        _choice("auto", "footer", "off"),
+        help="Sources listed after the reply: auto (when the client cannot read citations), footer (always), off.",
+    )
+    log_level: str = _setting(
+        "info", _choice("debug", "info", "warning", "error"), restart=True, help="Least severe log level written."
+    )
+    log_format: str = _setting(
+        "auto", _choice("auto", "json", "console"), restart=True,
+        help="Log lines as JSON or for a console; auto: console on a terminal.",
+    )
+    upstream_transport: str = _setting(
+        "auto", _choice("auto", "aiohttp", "impersonate"), restart=True,
+        help="How bytes reach claude.ai; auto: impersonate when curl_cffi is installed, else aiohttp.",
+    )
+    upstream_impersonate: str = _setting(
+        browser.DEFAULT_PROFILE, _browser_profile, restart=True,
+        help="The browser the transport (TLS fingerprint and headers) claims to be.",
+    )
+    upstream_ca_file: str | None = _setting(
+        None, _optional_text, restart=True, help="PEM bundle of CAs trusted for claude.ai instead of the system's."
+    )
+    upstream_connect_timeout: float = _setting(
+        30.0, _number(positive=True), restart=True, help="Seconds to connect to claude.ai."
+    )
+    upstream_read_timeout: float = _setting(
+        600.0, _number(positive=True), restart=True,
+        help="The longest silent gap allowed in an upstream stream, in seconds (not a total timeout).",
+    )
+    max_request_body_mb: float = _setting(32.0, _number(positive=True), restart=True, help="Largest request body, in MB.")
+    image_max_bytes: int = _setting(10 * 1024 * 1024, _integer(1), help="Largest image downloaded from a URL, in bytes.")
+    image_fetch_timeout: float = _setting(
+        20.0, _number(positive=True), restart=True, help="Seconds to download a request's images (and its documents)."
+    )
+    image_fetch_allow_private: bool = _setting(
+        False, _boolean, help="Allow image and document URLs on private or loopback addresses."
+    )
+    max_images_per_request: int = _setting(
+        20, _integer(0), help="Images one request may carry (inline and URL); 0 refuses images."
+    )
+    max_image_bytes_per_request: int = _setting(
+        50 * 1024 * 1024, _integer(1), help="Total bytes of one request's images (inline and downloaded)."
+    )
+    max_documents_per_request: int = _setting(
+        20, _integer(0), help="Documents (PDFs, office and text files) one request may carry; 0 refuses documents."
+    )
+    max_document_bytes_per_request: int = _setting(
+        30 * 1024 * 1024, _integer(1), help="Total bytes of one request's documents (inline and downloaded)."
+    )
+    cooldown_default_seconds: float = _setting(
+        3600.0, _number(positive=False), live=True, help="Rest after a usage limit that names no reset time, in seconds."
+    )
+    request_rate_cooldown_seconds: float = _setting(
+        60.0, _number(positive=False), live=True, help="Rest after a short burst limit, in seconds."
+    )
+    keepalive_interval: float = _setting(15.0, _number(positive=False), help="SSE keep-alive comment interval; 0 disables.")
+    session_max_concurrency: int = _setting(
+        0, _integer(0), live=True, help="Concurrent requests per account; 0: unlimited."
+    )
+    session_wait_timeout: float = _setting(
+        30.0, _number(positive=False), help="Seconds a request waits for a free account."
+    )
+    state_file: str | None = _setting(
+        None, _optional_text, restart=True, help="File keeping account states and pending clean-ups across restarts."
+    )
+    cleanup_retry_hours: float = _setting(
+        6.0, _number(positive=True), restart=True,
+        help="How long a failed conversation stop/delete is retried (with backoff) before it is given up.",
+    )
+    cleanup_retry_delay_seconds: float = _setting(
+        2.0, _number(positive=True), restart=True,
+        help="First pause before retrying a failed clean-up; doubles each time, up to 10 minutes.",
+    )
+    cleanup_queue_max: int = _setting(
+        10000, _integer(1), restart=True, help="Clean-ups kept for retry at most (the oldest is given up beyond)."
+    )
+    cleanup_concurrency: int = _setting(
+        32, _integer(1), restart=True, help="Clean-ups (stop + delete) sent to claude.ai at once; the rest wait."
+    )
+    admin_key: str | None = _setting(None, _optional_text, secret=True, help="Key for the admin endpoints.")
+    retry_count: int = _setting(
+        5, _integer(1), aliases=("retryCount",), help="Upstream attempts (accounts tried) per request."
+    )
+    plugins: tuple[PluginSpec, ...] = _setting(
+        (), _plugins, help="Chat-middleware plugins to load, in order, with their options."
+    )
+    plugins_entry_points: tuple[str, ...] = _setting(
+        (), _entry_point_names,
+        help="Installed plugins (entry point group claude2api.plugins) to load: none, all (true) or names.",
+    )
+    event_loop: str = _setting(
+        "auto", _choice("auto", "uvloop", "asyncio"), help="Event loop; auto: uvloop when installed."
+    )
+    cors_origins: tuple[str, ...] = _setting(
+        (), _origins, help='Browser origins allowed to call the daemon (CORS); empty: none, "*": any.'
+    )
+    header_read_timeout: float = _setting(
+        10.0, _number(positive=True), restart=True,
+        help="Seconds a client has to send its request line and headers; then the connection is closed.",
+    )
+    body_read_timeout: float = _setting(
+        30.0, _number(positive=True), help="Seconds a client has to send a request body once its headers arrived."
+    )
+    max_connections: int = _setting(
+        0, _integer(0), restart=True,
+        help="Open client connections at most (beyond: 503); 0: from the open-file limit.",
+    )
+    shutdown_drain_seconds: float = _setting(
+        60.0, _number(positive=False), restart=True,
+        help="Seconds SIGTERM lets open requests finish before cutting them with an error frame.",
+    )
+    upstream_first_byte_timeout: float = _setting(
+        60.0, _number(positive=True), live=True,
+        help="Seconds claude.ai has to start answering each attempt (headers and first bytes).",
+    )
+    request_deadline: float = _setting(
+        180.0, _number(positive=True), help="Seconds a request may take before its first content (failover included)."
+    )
+    mirror_rejected_key_ttl: float = _setting(
+        300.0, _number(positive=False), help="Seconds a mirror-mode session key claude.ai rejected is refused from memory."
+    )
+    mirror_count_tokens_max_kb: int = _setting(
+        256, _integer(1), help="Largest body of mirror mode's unauthenticated count_tokens route, in KB."
+    )
+    responses_store_max_items: int = _setting(
+        1000, _integer(0), restart=True,
+        help="Responses API exchanges kept for previous_response_id and GET/DELETE, at most (0: none).",
+    )
+    responses_store_max_mb: float = _setting(
+        64.0, _number(positive=True), restart=True, help="Total size of the kept exchanges' history, in MB."
+    )
+    responses_store_ttl: float = _setting(
+        3600.0, _number(positive=True), restart=True,
+        help="Seconds a kept exchange can be continued or read before it is forgotten.",
+    )
+    metrics_key: str | None = _setting(
+        None, _optional_text, secret=True, help="A bearer key for GET /metrics on the main port (the admin key works too)."
+    )
+    metrics_address: str | None = _setting(
+        None, _optional_address, restart=True, help="A second listener serving only GET /metrics, without auth."
+    )
+    tools: bool = _setting(
+        True, _boolean, help="Forward client tools to claude.ai; off: a request with tools gets a 400."
+    )
+    tool_call_idle_seconds: float = _setting(
+        1.5, _number(positive=True), live=True,
+        help="Seconds of upstream silence after a client tool call that end the turn.",
+    )
 
     @property
     def host(self) -> str:
@@ -608,56 +764,91 @@ class Settings:
 
     def redacted(self) -> dict[str, Any]:
         """Every setting, JSON-ready, with session keys as fingerprints and other secrets masked."""
-        shown = {f.name: getattr(self, f.name) for f in fields(self)}
-        shown.update(
-            sessions=[s.redacted() for s in self.sessions],
-            api_keys=[MASK for _ in self.api_keys],
-            admin_key=MASK if self.admin_key else None,
-            metrics_key=MASK if self.metrics_key else None,
-            proxy=redact_url(self.proxy) if self.proxy else None,
-            models=list(self.models),
-            model_aliases=dict(self.model_aliases),
-            # Option values may be credentials (a plugin's own API key): only their names are shown.
-            plugins=[
-                {"entry_point" if p.entry_point else "module": p.ref, "options": sorted(p.options)}
-                for p in self.plugins
-            ],
-            plugins_entry_points=list(self.plugins_entry_points),
-        )
-        return shown
+        return {d.name: _shown(getattr(self, d.name), d.secret) for d in declarations()}
 
     def secret_values(self) -> tuple[str, ...]:
         """Every configured secret, to pass to :func:`claude2api.logs.register_secret` at startup."""
-        password = urlsplit(self.proxy).password if self.proxy else None
         candidates = (
-            *self.api_keys,
-            self.admin_key,
-            self.metrics_key,
-            password,
-            unquote(password) if password else None,
-            *(value for s in self.sessions for value in s.secret_values()),
+            value
+            for d in declarations()
+            if d.secret
+            for item in _items_of(getattr(self, d.name))
+            for value in (item.secret_values() if hasattr(item, "secret_values") else d.secret.values(item))
         )
         return tuple(dict.fromkeys(v for v in candidates if v))
 
 
+def _items_of(value: Any) -> tuple[Any, ...]:
+    """A list setting's items, a single value as one item, nothing for an unset one."""
+    if value is None:
+        return ()
+    return value if isinstance(value, tuple) else (value,)
+
+
+def _shown(value: Any, secret: SecretForm | None) -> Any:
+    """``value`` JSON-ready: tuples as lists, objects by their ``redacted()``, secrets by their form."""
+    if isinstance(value, tuple):
+        return [_shown(item, secret) for item in value]
+    if value is None or hasattr(value, "redacted"):
+        return None if value is None else value.redacted()
+    return secret.shown(value) if secret else value
+
+
+@dataclass(frozen=True, slots=True)
+class Declaration:
+    """What one :func:`_setting` declares, read back: the source of the docs and their tests."""
+
+    name: str
+    type: str
+    default: Any
+    env: str
+    yaml_keys: tuple[str, ...]
+    help: str
+    secret: SecretForm | None
+    restart: bool
+    live: bool
+    choices: tuple[str, ...]
+    parse: Parser
+
+
+def declarations() -> tuple[Declaration, ...]:
+    """Every setting, in declaration order."""
+    return _DECLARATIONS
+
+
+def _declaration(f: Any) -> Declaration:
+    meta = f.metadata
+    return Declaration(
+        name=f.name,
+        type=str(f.type),
+        default=f.default,
+        env=meta["env"] or f.name.upper(),
+        yaml_keys=(f.name, *meta["aliases"]),
+        help=meta["help"],
+        secret=meta["secret"],
+        restart=meta["restart"],
+        live=meta["live"],
+        choices=getattr(meta["parse"], "choices", ()),
+        parse=meta["parse"],
+    )
+
+
+_DECLARATIONS = tuple(_declaration(f) for f in fields(Settings))
+_BY_NAME = {d.name: d for d in _DECLARATIONS}
+
+
 def env_name(setting: str) -> str:
     """A setting's environment variable: ``retry_count`` -> ``RETRY_COUNT``, ``api_keys`` -> ``APIKEY``."""
-    return Settings.__dataclass_fields__[setting].metadata["env"] or setting.upper()
+    return _BY_NAME[setting].env
 
 
-# The original program's camelCase YAML keys, and the singular spelling of api_keys.
-_YAML_ALIASES = {
-    "apiKey": "api_keys",
-    "api_key": "api_keys",
-    "chatDelete": "chat_delete",
-    "maxChatHistoryLength": "max_chat_history_length",
-    "noRolePrefix": "no_role_prefix",
-    "promptDisableArtifacts": "prompt_disable_artifacts",
-    "enableMirrorApi": "enable_mirror_api",
-    "mirrorApiPrefix": "mirror_api_prefix",
-    "retryCount": "retry_count",
-}
-_YAML_KEYS = {f.name: f.name for f in fields(Settings)} | _YAML_ALIASES
+def restart_only_settings() -> tuple[str, ...]:
+    """The settings a reload cannot change (declared ``restart=True``)."""
+    return tuple(d.name for d in _DECLARATIONS if d.restart)
+
+
+#: Every YAML key -> its setting: the names and the declared aliases (the original's camelCase keys).
+_YAML_KEYS = {key: d.name for d in _DECLARATIONS for key in d.yaml_keys}
 
 DEFAULT_CONFIG_FILE = "config.yaml"
 
@@ -679,19 +870,17 @@ def load_settings(config_path: str | os.PathLike[str] | None, environ: Mapping[s
     path = _find_config_file(config_path)
     from_yaml = _read_yaml(path) if path else {}
     values: dict[str, Any] = {}
-    for f in fields(Settings):
-        parse: Parser = f.metadata["parse"]
-        variable = env_name(f.name)
-        key, raw = from_yaml.get(f.name, (None, None))
-        secret = f.metadata["secret"]
-        if secret and environ.get(variable, "").strip() and environ.get(f"{variable}_FILE", "").strip():
+    for d in _DECLARATIONS:
+        variable = d.env
+        key, raw = from_yaml.get(d.name, (None, None))
+        if d.secret and environ.get(variable, "").strip() and environ.get(f"{variable}_FILE", "").strip():
             raise ConfigError(f"{variable} and {variable}_FILE are both set; keep one")
         if environ.get(variable, "").strip():
-            values[f.name] = parse(environ[variable], variable)
-        elif secret and (from_file := _read_secret_file(f.name, environ)) is not None:
-            values[f.name] = parse(*from_file)
+            values[d.name] = d.parse(environ[variable], variable)
+        elif d.secret and (from_file := _read_secret_file(d.name, environ)) is not None:
+            values[d.name] = d.parse(*from_file)
         elif raw is not None:
-            values[f.name] = parse(raw, f"{key} ({path})")
+            values[d.name] = d.parse(raw, f"{key} ({path})")
     settings = Settings(**values)
     _check(settings)
     object.__setattr__(settings, "config_file", path)  # frozen: the one write, right after creation
@@ -700,7 +889,7 @@ def load_settings(config_path: str | os.PathLike[str] | None, environ: Mapping[s
 
 def secret_settings() -> tuple[str, ...]:
     """The settings that may come from a file: ``*_FILE`` variables and systemd credentials."""
-    return tuple(f.name for f in fields(Settings) if f.metadata["secret"])
+    return tuple(d.name for d in _DECLARATIONS if d.secret)
 
 
 #: A secret file larger than this is refused (a ``*_FILE`` pointing at the wrong thing, e.g. a device).
@@ -726,7 +915,7 @@ def _read_secret_file(setting: str, environ: Mapping[str, str]) -> tuple[str, st
     if credentials:
         credential = Path(credentials) / variable.lower()
         candidates.append((credential, f"credential {variable.lower()} ({credential})", False))
-    is_list = isinstance(Settings.__dataclass_fields__[setting].default, tuple)
+    is_list = isinstance(_BY_NAME[setting].default, tuple)
     for file, label, required in candidates:
         if not required and not file.exists():
             continue

@@ -1,7 +1,7 @@
 """The pool of claude.ai accounts and what we know of each one's health.
 
 Every session (one ``sessionKey``) has a state with a reason and, where it applies, a time
-(``claude-web-protocol.md`` section 7): healthy; cooling down until T (usage limit); dead (the
+(``docs/protocol.md`` §12): healthy; cooling down until T (usage limit); dead (the
 cookie was rejected); disabled (organization disabled); blocked (Cloudflare refused our IP: the
 account is probably fine, so it comes back after a short pause). A model the account's plan lacks
 excludes the session for that model only, and so does an exhausted per-model usage window (until

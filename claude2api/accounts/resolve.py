@@ -60,7 +60,7 @@ def choose_organization(orgs: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 def account_flag_error(org: dict[str, Any], now: float) -> UpstreamError | None:
     """The org's live ``active_flags`` as a failure: banned is permanent, restricted lasts until its
-    ``expires_at`` (reference 4.1 and 7). Warnings and expired flags change nothing."""
+    ``expires_at`` (docs/protocol.md §2.2 and §12). Warnings and expired flags change nothing."""
     for flag in org.get("active_flags") or []:
         if not isinstance(flag, dict):
             continue

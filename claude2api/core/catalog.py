@@ -5,7 +5,7 @@ Pure code (no sockets); the pieces, in the order a request meets them:
 * :class:`ModelCapabilities` — one claude.ai model as its model picker describes it: thinking type,
   thinking modes, effort options, section, capabilities. :data:`FALLBACK_MODELS` is the static list
   used when an account's live list cannot be read (and for ``--demo``); :func:`parse_app_start`
-  reads the live list from the ``app_start`` bootstrap body (2026 reference §4).
+  reads the live list from the ``app_start`` bootstrap body (docs/protocol.md §9).
 * :class:`ModelCatalog` — the union of the accounts' models plus the operator's extra ``MODELS``:
   ``models`` is the ``/v1/models`` listing, :meth:`ModelCatalog.resolve` maps any id a client sends
   (dated or not, ``-latest``, Claude Code's aliases and ``[1m]``, ``MODEL_ALIASES``, our ``-think``,
@@ -118,8 +118,8 @@ def _effort_and_mode(
 _ALL_EFFORTS = EFFORT_LADDER
 _NO_XHIGH = ("low", "medium", "high", "max")
 
-#: The static catalogue: claude.ai's web models as of 2026 (reference §4.5), newest first, with the
-#: thinking each model's picker offers (§4.6, HAR-0812 / FOX). Used when an account's live list
+#: The static catalogue: claude.ai's web models as of 2026 (docs/protocol.md §9.4), newest first, with the
+#: thinking each model's picker offers (docs/protocol.md §9.3). Used when an account's live list
 #: cannot be read and for ``--demo``. Retired ids (3-7-sonnet, sonnet-4, opus-4, opus-4-1) are gone;
 #: clients asking for them get a 404 naming the closest current ids. Release dates are public
 #: announcement dates. The first model is the default for requests that name none.

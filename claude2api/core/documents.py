@@ -3,7 +3,7 @@
 Every dialect calls these (Anthropic ``document`` blocks, OpenAI ``file`` parts, Responses
 ``input_file``) so the rules are one: a document's type comes from its declaration, else its file
 name's extension, else its magic bytes. PDFs and office files are *uploaded* (claude.ai reads them
-natively, 2026 reference §3.2 pattern A). Text files (``text/*``, JSON, YAML, code…) are sent
+natively, docs/protocol.md §8.2). Text files (``text/*``, JSON, YAML, code…) are sent
 *inline* as a completion attachment, the way claude.ai's own page hands the model a text file's
 ``extracted_content`` (pattern B): no upload round trip, nothing left in the account, and it works
 on both protocol generations. Anything else is refused, naming the type. Errors are

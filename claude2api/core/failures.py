@@ -3,7 +3,7 @@
 :class:`APIError` is what a client sees: a status, a message and (optionally) a type, code and
 param; each dialect renders it in its own wire format (:mod:`claude2api.dialects`).
 :class:`UpstreamError` is what the claude.ai client raises: a classified :class:`Failure`
-(``docs/protocol.md`` section 7) that the session pool acts on. :data:`CLIENT_ERRORS` is the one
+(``docs/protocol.md`` §12) that the session pool acts on. :data:`CLIENT_ERRORS` is the one
 place that decides how a failure (or the lack of any usable account) reads to a client: before
 the commit point, in a late stream error frame, after failover, or when no session is left.
 """

@@ -1,4 +1,4 @@
-"""claude.ai's usage limits, read into neutral windows (pure; 2026 reference §5).
+"""claude.ai's usage limits, read into neutral windows (pure; docs/protocol.md §10).
 
 Two sources say how much of an account's quota is used:
 
@@ -37,7 +37,7 @@ NOT_CHAT = "other"  # another surface (Cowork, Design, OAuth apps) or spend: sho
 MAX_WINDOWS = 32
 
 #: ``windows.*.status`` / ``type`` values that mean exhausted. Only ``exceeded_limit`` is captured;
-#: one client's code spells it ``hit_limit`` / ``over_limit`` (base reference §5.4).
+#: one client's code spells it ``hit_limit`` / ``over_limit`` (docs/protocol.md §10.2).
 _EXCEEDED = frozenset({"exceeded_limit", "exceeded", "hit_limit", "over_limit"})
 
 #: ``message_limit.windows`` keys and ``representativeClaim`` values of the all-model windows.

@@ -96,7 +96,7 @@ def tool_choice_instructions(request: ChatRequest) -> list[str]:
 
 
 def tool_wire(tool: ToolDefinition) -> dict[str, Any]:
-    """A client tool as claude.ai's completion takes it (reference 2026 §1.1: no ``type`` key)."""
+    """A client tool as claude.ai's completion takes it (docs/protocol.md §6.1: no ``type`` key)."""
     return {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}
 
 

@@ -1,6 +1,6 @@
 """Anthropic Messages dialect: request parsing, stream and non-stream rendering.
 
-The wire contract is ``client-contract.md`` section 4. In short: every SSE frame is
+The wire contract is ``docs/client-contract.md`` §5. In short: every SSE frame is
 ``event: <type>`` plus ``data: {"type":"<type>",...}`` (anthropic-python drops frames without the
 event line); ``message_start`` and ``message_delta`` always carry integer ``usage``; content blocks
 are indexed 0, 1, 2... in order; a late failure is an ``error`` event and the stream ends there,

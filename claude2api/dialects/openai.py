@@ -1,6 +1,6 @@
 """OpenAI Chat Completions dialect: request parsing, stream and non-stream rendering, model list.
 
-The wire contract is ``client-contract.md`` sections 1-3 and 6: what stock SDKs and chat
+The wire contract is ``docs/client-contract.md`` §2, §3, §4 and §7: what stock SDKs and chat
 front-ends require. In short: streams are ``data:`` frames only (never ``event:`` lines), one id
 and ``created`` per stream, a role chunk first, a ``delta: {}`` chunk with the finish reason, the
 usage chunk only when ``stream_options.include_usage`` asked for it, then ``data: [DONE]``.
@@ -526,7 +526,7 @@ _REASONING_KEYS = {
 THINK_OPEN = "<think>\n"
 THINK_CLOSE = "\n</think>\n\n"
 
-#: Claude stop reason → OpenAI finish reason (client-contract.md section 6); unknown → "stop".
+#: Claude stop reason → OpenAI finish reason (docs/client-contract.md §7); unknown → "stop".
 FINISH_REASONS = {
     "end_turn": "stop",
     "stop_sequence": "stop",

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from claude2api.accounts.live import AccountWatcher, build_catalog
 from claude2api.accounts.pool import SessionPool
-from claude2api.config import ConfigError, Settings
+from claude2api.config import ConfigError, Settings, restart_only_settings
 from claude2api.core.types import ChatMiddleware
 from claude2api.dialects.response_store import MemoryResponseStore
 from claude2api.http.listener import GuardedRunner, ListenerLimits
@@ -166,34 +166,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
 
 
 #: Settings that shape listeners, the upstream session or the routes: a reload cannot change them.
-RESTART_ONLY = (
-    "address",
-    "proxy",
-    "upstream_transport",
-    "upstream_impersonate",
-    "upstream_ca_file",
-    "claude_base_url",
-    "upstream_connect_timeout",
-    "upstream_read_timeout",
-    "max_request_body_mb",
-    "image_fetch_timeout",
-    "enable_mirror_api",
-    "mirror_api_prefix",
-    "state_file",
-    "cleanup_retry_hours",
-    "cleanup_retry_delay_seconds",
-    "cleanup_queue_max",
-    "cleanup_concurrency",
-    "log_level",
-    "log_format",
-    "header_read_timeout",
-    "max_connections",
-    "shutdown_drain_seconds",
-    "responses_store_max_items",
-    "responses_store_max_mb",
-    "responses_store_ttl",
-    "metrics_address",
-)
+RESTART_ONLY = restart_only_settings()
 
 
 def apply_settings(services: Services, new: Settings) -> list[str]:

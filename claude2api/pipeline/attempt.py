@@ -47,7 +47,7 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     Whatever fails after the account is known (an upload, the conversation set-up, the completion)
     leaves the conversation to the janitor: stopped if it was generating, deleted unless it finished
     and CHAT_DELETE is off; the files uploaded into it go with it. A turn that ended at client tool
-    calls is still generating upstream (claude.ai waits for the results, reference 2026 §1.2): it is
+    calls is still generating upstream (claude.ai waits for the results, docs/protocol.md §6.2): it is
     stopped and deleted like an abandoned one; no upstream connection outlives the request.
     """
     services = ctx.internal
@@ -69,7 +69,7 @@ async def claude_web(ctx: ChatContext) -> AsyncIterator[Event]:
     try:
         # Inside the try: a failing upload is cleaned up like a failed completion. The conversation
         # is opened first (2025: created; 2026: nothing, its id is ours already), then the files go
-        # into it (wiggle, reference 2026 §3.1), so deleting it deletes them.
+        # into it (wiggle, docs/protocol.md §8.1), so deleting it deletes them.
         protocol = generation(settings.upstream_protocol)
         tools = [tool_wire(t) for t in offered_tools(request)]
         options = TurnOptions(

@@ -72,7 +72,7 @@ def _message_text(
 ) -> str:
     """The message's parts as text, appending its images and documents to the lists as they are met.
 
-    Past tool calls and results are rendered explicitly (reference 2026 §1.6: a plain format of our
+    Past tool calls and results are rendered explicitly (docs/protocol.md §6.5: a plain format of our
     own, not claude.ai's internal markup): ``<tool_call id=… name=…>{arguments}</tool_call>`` and
     ``<tool_result id=… name=… [is_error="true"]>…</tool_result>``; the ``toolu_…`` ids tie a
     result to its call, and ``tool_names`` remembers each call's name for its result.

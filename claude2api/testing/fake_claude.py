@@ -1,6 +1,6 @@
 """A fake claude.ai web API on a loopback port, for testing clients over real sockets.
 
-It speaks the wire contract of ``claude-web-protocol.md``: the organizations list, conversation
+It speaks claude.ai's web API as ``docs/protocol.md`` describes it: the organizations list, conversation
 create / settings / delete, uploads, ``stop_response``, ``/usage`` and the completion SSE stream.
 Error bodies, pages and stream frames are built from the captured fixtures in ``fixtures/``.
 
@@ -42,21 +42,21 @@ Generations (``protocol``): ``"2025"`` ignores ``create_conversation_params`` an
 ``"both"`` accepts either switch and sends 2026-shaped frames. ``"extended"`` and ``"auto"`` turn
 thinking on, and only on paid plans.
 
-2026 additions (``claude-web-2026-additions.md``; section numbers below are that file's)
----------------------------------------------------------------------------------------
-Models (§4). :attr:`FakeClaude.models` is the catalog (:func:`default_models`: the §4.5 ids, each
-with its §4.6 thinking options as a :class:`FakeModel`); tests may edit it. ``GET
+2026 additions
+--------------
+Models (docs/protocol.md §9). :attr:`FakeClaude.models` is the catalog (:func:`default_models`: the docs/protocol.md §9.4
+ids, each with its thinking options as a :class:`FakeModel`); tests may edit it. ``GET
 /edge-api/bootstrap/{org}/app_start`` (and ``/api/bootstrap/{org}/app_start``) serves
 ``claude_ai_available_models`` and the ``chat`` surface of ``model_selector_config`` (``disabled``
 when the plan is below ``minimum_tier``). :attr:`Account.models` (a list of ids, default all) narrows
 one account's catalog. A completion whose model is in the catalog but not usable by the account
-gets the §6.1 403 ``permission_error`` "This model isn't available right now…".
+gets the 403 ``permission_error`` of docs/protocol.md §11.5, "This model isn't available right now…".
 ``FakeClaude(strict_models=True)`` (attribute ``strict_models``, default False so today's daemon
 keeps working) also refuses ids outside the catalog with that 403 and checks ``thinking_mode`` /
 ``effort`` against the model's selector: an unlisted value is a 400 ``invalid_request_error`` in
 the 2026 envelope (``details``, ``request_id``) — claude.ai's body for this is unpublished.
 
-Usage and limits (§5, §6.3), per account: :attr:`Account.limit_shape` ``"basic"`` (default: the
+Usage and limits (docs/protocol.md §10, §11.1), per account: :attr:`Account.limit_shape` ``"basic"`` (default: the
 captured 2026-03 frame with ``5h``/``7d`` windows and the old ``/usage`` body), ``"full"`` (the
 2026-08 ``message_limit`` with ``7d_oi``, ``overage``, ``resolved``; ``/usage`` with every window
 key, ``extra_usage`` and ``limits[]``), ``"free"`` (``/usage`` windows all null, ``limits: []``).
@@ -69,16 +69,16 @@ naming the model; other models stream, their ``message_limit`` showing ``7d_oi``
 
 Session keys: :func:`make_session_key` ``("sid02")`` gives ``sk-ant-sid02-…`` keys.
 
-Client tools (§1). Completion ``tools`` entries are validated (client tools need a ``name`` and an
+Client tools (docs/protocol.md §6). Completion ``tools`` entries are validated (client tools need a ``name`` and an
 object ``input_schema``; built-ins ``{"type", "name"}``): a malformed one is a 400
-``invalid_request_error`` (body unpublished, §6.2). Directives in what the model reads (attachments,
+``invalid_request_error`` (body unpublished). Directives in what the model reads (attachments,
 uploaded files, prompt): ``[[tool:NAME {json args}]]`` calls the declared client tool NAME.
 Directives with only whitespace between them are one parallel turn; later runs are later turns. A
 directive counts as answered once its call id (``toolu_…``, 24 characters after the prefix) appears
 in what the model reads — so a replayed transcript must carry the ids. The turn streams a short text
-block, then each ``tool_use`` block with ``input_json_delta`` fragments (§1.2), then no
+block, then each ``tool_use`` block with ``input_json_delta`` fragments (docs/protocol.md §6.2), then no
 ``message_delta``: the response stays open with ``: ping - …`` comments every
-:attr:`FakeClaude.ping_interval` s (default 1) until every call has a ``POST …/tool_result`` (§1.3;
+:attr:`FakeClaude.ping_interval` s (default 1) until every call has a ``POST …/tool_result`` (docs/protocol.md §6.3;
 the stream resumes with an echoed ``tool_result`` block, a text reply quoting the results and the
 usual end), ``stop_response`` (``user_canceled``), the client's disconnect, or
 :attr:`FakeClaude.tool_wait_timeout` s (default 300; ends with ``stop_reason: "tool_use"``).
@@ -86,17 +86,17 @@ usual end), ``stop_response`` (``user_canceled``), the client's disconnect, or
 The default echo reply appends ``[tool result NAME ID: …]`` for each known call id it read, quoting
 the text after the id's last mention.
 
-Web search (§2). A ``[[search:QUERY]]`` directive searches only when the conversation's
+Web search (docs/protocol.md §7). A ``[[search:QUERY]]`` directive searches only when the conversation's
 ``enabled_web_search`` is true (settings PUT, ``create_conversation_params``, or inherited from the
 account default, ``PATCH /api/account/settings`` / :attr:`Account.enabled_web_search`) *and*
-``tools`` has ``{"type": "web_search_v0", "name": "web_search"}``; it streams the §2.2 ``tool_use``,
+``tools`` has ``{"type": "web_search_v0", "name": "web_search"}``; it streams the ``tool_use`` (docs/protocol.md §7.2),
 ``tool_result`` (one delta holding the whole ``knowledge`` list) and a text block with
 ``citation_start_delta`` / ``citation_end_delta``. :attr:`FakeClaude.searches` lists the queries.
 
-Uploads (§3). The wiggle endpoint works before the conversation exists, answers 400 for an id that
+Uploads (docs/protocol.md §8). The wiggle endpoint works before the conversation exists, answers 400 for an id that
 is no uuid and 404 when :attr:`Account.wiggle_upload` is False (to exercise ``/api/{org}/upload``).
 Images, PDFs, text and office files are accepted; other types are a 400 naming the type; more than
-:attr:`FakeClaude.upload_max_bytes` (default 30 MiB) a 413 (status and bodies unpublished, §6.4).
+:attr:`FakeClaude.upload_max_bytes` (default 30 MiB) a 413 (status and bodies unpublished, docs/protocol.md §8.5).
 Upload records carry ``conversation`` (wiggle) or None (legacy), ``session_key`` and ``org_id``;
 deleting a conversation deletes its wiggle uploads, legacy ones stay (:meth:`FakeClaude.uploads_of`).
 Completion ``files`` must name the account's uploads (else 400 ``files.N: File not found``); the
@@ -212,7 +212,7 @@ def _frame_template(name: str, type_: str) -> dict[str, Any]:
 
 
 def make_session_key(generation: str = "sid01") -> str:
-    """A random key in the real ``sessionKey`` format (``sk-ant-sid01-…AA``, reference section 2);
+    """A random key in the real ``sessionKey`` format (``sk-ant-sid01-…AA``, docs/protocol.md §1.2);
     ``generation="sid02"`` gives the newer ``sk-ant-sid02-…`` form."""
     if not re.fullmatch(r"sid\d\d", generation):
         raise ValueError(f"generation must look like 'sid01' / 'sid02', not {generation!r}")
@@ -510,7 +510,7 @@ class _Turn:
         yield self._block_stop(index)
 
     def _tool_blocks(self, index: int) -> Iterator[dict[str, Any]]:
-        """A built-in ``web_search`` call and its result (reference 5.3): web-only, never for a client."""
+        """A built-in ``web_search`` call and its result (docs/protocol.md §7.2): web-only, never for a client."""
         common = {
             "start_timestamp": self._now(),
             "stop_timestamp": None,
@@ -638,8 +638,8 @@ def _open_block(open_block: int | None, frame: dict[str, Any]) -> int | None:
 
 
 # --------------------------------------------------------------------------- 2026 additions
-# Live model list and thinking options (reference 2026 §4), 2026 usage shapes (§5), client tools
-# (§1), claude.ai's web search (§2) and uploads (§3). Kept apart so the older code stays as it was.
+# Live model list and thinking options, 2026 usage shapes, client tools, claude.ai's web search
+# and uploads (docs/protocol.md §6 to §10). Kept apart so the older code stays as it was.
 
 TIERS = ("free", "pro", "max")
 LIMIT_SHAPES = frozenset({"basic", "full", "free"})
@@ -709,7 +709,7 @@ _TEXT_SUFFIXES = frozenset(
 class FakeModel:
     """One model of the catalog: its ``app_start`` entries and the thinking its selector allows.
 
-    ``thinking`` is the ``model_selector_config`` thinking object (reference 2026 §4.3): ``type`` is
+    ``thinking`` is the ``model_selector_config`` thinking object (docs/protocol.md §9.3): ``type`` is
     ``effort_and_mode``, ``effort``, ``mode`` or ``none``; ``mode_options`` / ``effort_options`` list
     the allowed ``thinking_mode`` / ``effort`` ids.
     """
@@ -745,10 +745,10 @@ class FakeModel:
 
 
 def default_models() -> list[FakeModel]:
-    """The 2026 catalog (reference 2026 §4.5) with each model's thinking options (§4.6).
+    """The 2026 catalog (docs/protocol.md §9.4) with each model's thinking options (docs/protocol.md §9.3).
 
     Modes follow what HAR-0812's client sends: ``auto``/``off`` on the effort-and-mode models,
-    ``extended``/``off`` on Opus 4.6 and on Haiku (mode only, no effort). The reference leaves
+    ``extended``/``off`` on Opus 4.6 and on Haiku (mode only, no effort). docs/protocol.md leaves
     Haiku's chat ``mode_options`` ids unverified.
     """
     four = ("low", "medium", "high", "max")
@@ -777,7 +777,7 @@ def default_models() -> list[FakeModel]:
 
 @dataclass
 class ToolCall:
-    """A client tool call the fake streamed (reference 2026 §1.2).
+    """A client tool call the fake streamed (docs/protocol.md §6.2).
 
     ``outcome``: ``pending`` while the stream is held, then ``answered`` (a ``tool_result`` POST
     arrived), ``stopped`` (``stop_response``), ``disconnected`` (the client closed the stream) or
@@ -850,7 +850,7 @@ def _json_fragments(value: Any, size: int = 8) -> list[str]:
 def _validate_tools(tools: Any) -> str | None:
     """Why the completion's ``tools`` array is malformed, or None.
 
-    The reference publishes no claude.ai body for a bad tool definition (2026 §6.2); the fake answers
+    No claude.ai body for a bad tool definition is published (docs/protocol.md §11.6); the fake answers
     400 ``invalid_request_error`` with a pydantic-style message, as for other body errors.
     """
     if tools is None:
@@ -910,7 +910,7 @@ def _file_text(info: dict[str, Any]) -> str:
 
 
 def _upload_refusal(info: dict[str, Any], max_bytes: int) -> web.Response | None:
-    """claude.ai's refusal of an upload, or None (reference 2026 §3.5, §6.4).
+    """claude.ai's refusal of an upload, or None (docs/protocol.md §8.5).
 
     Status and body are unpublished: oversize is a 413 carrying the UI's text in the error envelope;
     a type claude.ai does not read is a 400 ``invalid_request_error`` naming the type.
@@ -933,7 +933,7 @@ def _upload_refusal(info: dict[str, Any], max_bytes: int) -> web.Response | None
 
 
 def _error_2026(status: int, type_: str, message: str) -> web.Response:
-    """The 2026 error envelope with ``details`` and ``request_id`` (HAR-0518, reference 2026 §6.1)."""
+    """The 2026 error envelope with ``details`` and ``request_id`` (HAR-0518, docs/protocol.md §11.5)."""
     body = {
         "type": "error",
         "error": {"type": type_, "message": message, "details": {"error_visibility": "user_facing"}},
@@ -943,7 +943,7 @@ def _error_2026(status: int, type_: str, message: str) -> web.Response:
 
 
 def _ping_comment(clock: Callable[[], float], newline: str) -> bytes:
-    """An SSE comment keep-alive as claude.ai sends them (reference 2026 §0.4)."""
+    """An SSE comment keep-alive as claude.ai sends them (docs/protocol.md §5.1)."""
     stamp = datetime.fromtimestamp(clock(), UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
     return f": ping - {stamp}{newline}{newline}".encode()
 
@@ -1057,7 +1057,7 @@ def _text_frames(index: int, text: str, now: str, stop: str) -> Iterator[dict[st
 
 
 def _search_frames(index: int, query: str, tail: str, now: str) -> Iterator[dict[str, Any]]:
-    """One web search as claude.ai streams it (reference 2026 §2.2): the ``tool_use`` block, the
+    """One web search as claude.ai streams it (docs/protocol.md §7.2): the ``tool_use`` block, the
     ``tool_result`` block whose one delta holds the whole result list, then text with a citation."""
     call_id = _tool_id()
     yield _tool_use_start(index, call_id, "web_search", now, icon_name="globe", message="Searching the web")
@@ -1082,7 +1082,7 @@ def _search_frames(index: int, query: str, tail: str, now: str) -> Iterator[dict
 
 @dataclass
 class _HeldTurn:
-    """A completion paused at client tool calls, waiting for ``tool_result`` POSTs (§1.2-1.5)."""
+    """A completion paused at client tool calls, waiting for ``tool_result`` POSTs (docs/protocol.md §6.2 to §6.4)."""
 
     calls: list[ToolCall]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
@@ -1530,7 +1530,7 @@ class FakeClaude:
             uuid=file_uuid,
             size_bytes=info["size"],
         )
-        if wiggle and body["file_kind"] == "image":  # images: a timestamp and preview urls (2026 §3.1)
+        if wiggle and body["file_kind"] == "image":  # images: a timestamp and preview urls (docs/protocol.md §8.1)
             asset = f"/api/{request.match_info['org']}/files/{file_uuid}"
             body.update(
                 created_at=self._now_iso(),
@@ -1653,8 +1653,8 @@ class FakeClaude:
     def _model_failure(
         self, account: Account, model_id: str | None, body: dict[str, Any]
     ) -> web.Response | None:
-        """403 model not available (reference 2026 §6.1) and, with :attr:`strict_models`, the
-        thinking check (§4.6)."""
+        """403 model not available (docs/protocol.md §11.5) and, with :attr:`strict_models`, the
+        thinking check (docs/protocol.md §9.3)."""
         if model_id is None:
             return None
         model = next((m for m in self.models if m.id == model_id), None)
@@ -1668,7 +1668,7 @@ class FakeClaude:
     def _thinking_failure(model: FakeModel, body: dict[str, Any]) -> web.Response | None:
         """400 for a ``thinking_mode`` / ``effort`` the model's selector does not list.
 
-        claude.ai's body for this is unpublished (reference 2026 §4.6, §7.4); the fake uses the
+        claude.ai's body for this is unpublished (docs/protocol.md §9.3); the fake uses the
         documented 2026 envelope (``details``, ``request_id``) with ``invalid_request_error``.
         ``thinking_mode: "off"`` (or none) is accepted on every model.
         """
@@ -1704,7 +1704,7 @@ class FakeClaude:
         }
 
     async def _app_start(self, request: web.Request) -> web.Response:
-        """``GET /edge-api/bootstrap/{org}/app_start`` (reference 2026 §4.1-4.3)."""
+        """``GET /edge-api/bootstrap/{org}/app_start`` (docs/protocol.md §9.1 to §9.3)."""
         account = request[_ACCOUNT]
         catalog = self.models_of(account)
         usable = [m for m in catalog if self.can_use(account, m)]
@@ -1745,13 +1745,13 @@ class FakeClaude:
         return web.json_response(await self._bootstrap_body(request))
 
     async def _account_settings_patch(self, request: web.Request) -> web.Response:
-        """``PATCH /api/account/settings``: the account default for ``enabled_web_search`` (§2.1)."""
+        """``PATCH /api/account/settings``: the account default for ``enabled_web_search`` (docs/protocol.md §7.1)."""
         body = request[_CALL].json
         if isinstance(body, dict) and "enabled_web_search" in body:
             request[_ACCOUNT].enabled_web_search = True if body["enabled_web_search"] else None
         return web.json_response(None)
 
-    # usage and limits (reference 2026 §5)
+    # usage and limits (docs/protocol.md §10)
 
     def _window_time(self, account: Account, epoch: int) -> int | str:
         if account.resets_at_format == "ms":
@@ -1815,7 +1815,7 @@ class FakeClaude:
         }
 
     def _exhausted_failure(self, account: Account, model_id: str | None) -> web.Response | None:
-        """429 for a send that an exhausted window refuses (reference 2026 §6.3)."""
+        """429 for a send that an exhausted window refuses (docs/protocol.md §11.1)."""
         scoped = self._scoped_model(account)
         if account.exhausted == "all":
             inner = self._exceeded_object(account, None)
@@ -1826,7 +1826,7 @@ class FakeClaude:
         return _error(429, "rate_limit_error", _compact(inner))
 
     def _limit_frame_2026(self, account: Account) -> dict[str, Any]:
-        """In-stream ``message_limit`` in the 2026 shapes (reference 2026 §5.2)."""
+        """In-stream ``message_limit`` in the 2026 shapes (docs/protocol.md §10.2)."""
         if account.behaviour == "exceeded_in_stream":
             return {"type": "message_limit", "message_limit": self._exceeded_object(account, None)}
         r5, r7 = self._window_reset(account, 5), self._window_reset(account, 7 * 24)
@@ -1871,7 +1871,7 @@ class FakeClaude:
         return frame
 
     def _usage_2026(self, account: Account) -> dict[str, Any]:
-        """``/usage`` in the 2026 shape (reference 2026 §5.1); ``free``: every window null, no limits."""
+        """``/usage`` in the 2026 shape (docs/protocol.md §10.1); ``free``: every window null, no limits."""
         keys = (
             "five_hour",
             "seven_day",
@@ -2028,8 +2028,8 @@ class FakeClaude:
         delay: float,
         calls: list[ToolCall],
     ) -> web.StreamResponse:
-        """Stream the ``tool_use`` blocks, then hold the response open with comment pings (§1.2,
-        §1.5) until every call has a ``tool_result`` POST (the stream resumes with the results echoed
+        """Stream the ``tool_use`` blocks, then hold the response open with comment pings
+        (docs/protocol.md §6.2, §6.4) until every call has a ``tool_result`` POST (the stream resumes with the results echoed
         and a text reply), ``stop_response``, the client's disconnect, or :attr:`tool_wait_timeout`
         (then ``message_delta`` ``tool_use``)."""
         resp = web.StreamResponse(
@@ -2086,7 +2086,7 @@ class FakeClaude:
             yield turn._block_stop(index)
 
     def _resumed_frames(self, turn: _Turn, calls: list[ToolCall]) -> Iterator[dict[str, Any]]:
-        """After the results: their echo as ``tool_result`` blocks (CLOVE drops these, §1.2), then a
+        """After the results: their echo as ``tool_result`` blocks (CLOVE drops these, docs/protocol.md §6.2), then a
         reply that quotes them, then the usual end of message."""
         index = (1 if turn.thinking else 0) + 1 + len(calls)
         now = self._now_iso()
@@ -2131,8 +2131,8 @@ class FakeClaude:
                     await held.wake.wait()
 
     async def _tool_result(self, request: web.Request) -> web.Response:
-        """``POST …/tool_result`` (reference 2026 §1.3): resumes the held stream once every call of
-        the turn has its result. Failure bodies are unpublished (§6.2): 404 in the 2026 envelope for
+        """``POST …/tool_result`` (docs/protocol.md §6.3): resumes the held stream once every call of
+        the turn has its result. Failure bodies are unpublished (docs/protocol.md §11.6): 404 in the 2026 envelope for
         an unknown conversation or call, 400 for a body that is not a ``tool_result``."""
         conv, body = self._conversation(request), request[_CALL].json
         if conv is None:
@@ -2155,7 +2155,7 @@ class FakeClaude:
 
     def _wiggle_failure(self, request: web.Request) -> web.Response | None:
         """404 when the account's wiggle endpoint is off; 400 for an id that is no conversation uuid
-        (§3.3: a cowork ``cse_…`` id gets 400; body unpublished)."""
+        (docs/protocol.md §8.5: a cowork ``cse_…`` id gets 400; body unpublished)."""
         if not request[_ACCOUNT].wiggle_upload:
             return _error_2026(404, "not_found_error", "Not found")
         try:

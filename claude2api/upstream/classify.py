@@ -1,6 +1,6 @@
 """Turn a failed claude.ai HTTP response into a classified :class:`UpstreamError`.
 
-Follows the failure taxonomy of ``claude-web-protocol.md`` section 7. Messages built here are
+Follows the failure taxonomy of ``docs/protocol.md`` §12. Messages built here are
 safe to log and to show to clients: they never contain the cookie or an HTML body.
 """
 
@@ -65,7 +65,7 @@ def classify_response(
 
 
 def classify_stream_error(error: Any, now: float) -> UpstreamError:
-    """Classify an in-stream ``event: error`` payload (reference 5.7)."""
+    """Classify an in-stream ``event: error`` payload (docs/protocol.md §5.5)."""
     error = error if isinstance(error, dict) else {}
     etype = str(error.get("type") or "error")
     message = str(error.get("message") or "")

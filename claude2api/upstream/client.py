@@ -1,4 +1,4 @@
-"""The claude.ai web API client: every call of reference section 4, through an upstream transport.
+"""The claude.ai web API client: every call of docs/protocol.md §3, through an upstream transport.
 
 Each method takes the session key explicitly, so one client serves every account. How an account
 reaches claude.ai is its :class:`AccountWire`: the transport of its egress (shared by accounts on
@@ -230,14 +230,14 @@ class ClaudeWebClient:
         )
 
     async def upload(self, account: Account, data: bytes, media_type: str, filename: str | None = None) -> str:
-        """Legacy account-level upload ``/api/{org}/upload`` (2026 reference §3.4): no delete endpoint
+        """Legacy account-level upload ``/api/{org}/upload`` (docs/protocol.md §8.4): no delete endpoint
         is known, so the file stays in the account."""
         return await self._upload(f"/api/{account.org_id}/upload", account, data, media_type, filename, "/new")
 
     async def upload_to_conversation(
         self, account: Account, conv_id: str, data: bytes, media_type: str, filename: str | None = None
     ) -> str:
-        """Wiggle upload into a conversation (2026 reference §3.1), which may not exist yet; deleting
+        """Wiggle upload into a conversation (docs/protocol.md §8.1), which may not exist yet; deleting
         the conversation deletes the file."""
         path = f"/api/organizations/{account.org_id}/conversations/{conv_id}/wiggle/upload-file"
         return await self._upload(path, account, data, media_type, filename, f"/chat/{conv_id}")
@@ -261,7 +261,7 @@ class ClaudeWebClient:
         return self._json(body, "app_start")
 
     async def usage(self, account: Account) -> Any:
-        """Quota windows of the account (reference 4.12); utilization is a percentage here."""
+        """Quota windows of the account (docs/protocol.md §10.1); utilization is a percentage here."""
         _, body = await self._call("GET", f"/api/organizations/{account.org_id}/usage", account.key)
         return self._json(body, "usage")
 

@@ -269,7 +269,7 @@ class Janitor:
             existed = await self.client.delete_conversation(account, entry.conversation)
             if not existed and entry.has_uploads:
                 # Uploaded into a conversation the failed completion never created: create it so
-                # that deleting it takes the files too (reference 2026 §3.3 has them keyed by it).
+                # that deleting it takes the files too (docs/protocol.md §8.1).
                 await self.client.create_conversation(account, entry.conversation, model=None)
                 await self.client.delete_conversation(account, entry.conversation)
                 log.debug("uploads_deleted", session=session_print, conversation=entry.conversation)

@@ -1,6 +1,6 @@
 """claude.ai's protocol generations: how a turn is opened and what its completion body holds.
 
-claude.ai's web API moved in 2026 (docs/protocol.md): the first completion now creates the
+claude.ai's web API moved in 2026 (docs/protocol.md §4.2, §4.3): the first completion now creates the
 conversation (``create_conversation_params``), message ids travel in ``turn_message_uuids`` and
 thinking is asked for in the body (``thinking_mode``/``effort``). The 2025 generation creates the
 conversation first and switches thinking per conversation (``paprika_mode``). Each generation is
@@ -58,7 +58,7 @@ def attachment_wire(attachment: Attachment) -> dict[str, Any]:
     """An inline text document as the completion's ``attachments`` entry (no upload needed).
 
     A client's document carries ``origin``/``kind`` as the page's own text-file attachment does
-    (2026 reference §3.2 pattern B, without ``path``: nothing was uploaded)."""
+    (docs/protocol.md §8.2, without ``path``: nothing was uploaded)."""
     wire: dict[str, Any] = {
         "file_name": attachment.file_name,
         "file_type": attachment.file_type,

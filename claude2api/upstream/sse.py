@@ -1,6 +1,6 @@
 """Incremental Server-Sent Events parser for claude.ai's completion stream.
 
-claude.ai frames are standard SSE, but arrive with LF or CRLF line ends (reference 5.1), with
+claude.ai frames are standard SSE, but arrive with LF or CRLF line ends (docs/protocol.md §5.1), with
 lines split anywhere across TCP reads (inside a multi-byte UTF-8 character too) and with lines far
 longer than 64 KiB. The parser therefore works on bytes, keeps the unfinished tail between reads,
 and only decodes complete lines.
@@ -21,7 +21,7 @@ class SSEParser:
     ``event`` is the ``event:`` field or ``None``; ``data`` is the ``data:`` lines joined by
     ``\\n`` (as bytes, ready for ``json.loads``). Unknown fields are ignored, and so are comments
     unless ``comments`` is set: then each comment line comes out at once as ``(COMMENT, text)``
-    (claude.ai's ``: ping`` keep-alives tell that a paused turn is waiting, reference 2026 §0.4).
+    (claude.ai's ``: ping`` keep-alives tell that a paused turn is waiting, docs/protocol.md §5.1).
     """
 
     __slots__ = ("_comments", "_data", "_event", "_tail")

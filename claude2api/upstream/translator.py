@@ -30,7 +30,7 @@ class StreamTranslator:
 
     ``tool_use`` blocks of the client's tools (``client_tools``: their names) become tool-call
     events. claude.ai does not end a turn at a client tool call: it holds the response open with
-    comment pings, waiting for results (reference 2026 §1.2). Once such a block has ended
+    comment pings, waiting for results (docs/protocol.md §6.2). Once such a block has ended
     (:attr:`paused`), the next comment ends the turn here with ``Stop("tool_use")``; so does a
     silence, which the reader times (:meth:`pause_end`).
     """
@@ -91,7 +91,7 @@ class StreamTranslator:
             return [Stop(self.stop_reason or "end_turn", self.stop_sequence)]
         if kind == "error":
             raise classify_stream_error(frame.get("error"), self.clock())
-        if "completion" in frame:  # legacy shape (reference 5.9)
+        if "completion" in frame:  # legacy shape (docs/protocol.md §5.7)
             return self._legacy(frame)
         return []
 

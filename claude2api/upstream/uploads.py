@@ -1,8 +1,8 @@
 """Where a turn's files go: claude.ai's per-conversation wiggle upload, else the legacy one.
 
-The wiggle endpoint (2026 reference §3.1) is the current one and its files go away with the
+The wiggle endpoint (docs/protocol.md §8.1) is the current one and its files go away with the
 conversation, so a failed request's uploads are deleted with it by the janitor. An account (org)
-whose wiggle endpoint answers 404 falls back to the legacy ``/api/{org}/upload`` (§3.4), whose
+whose wiggle endpoint answers 404 falls back to the legacy ``/api/{org}/upload`` (docs/protocol.md §8.4), whose
 files stay in the account: no delete endpoint is published. The 404 is remembered for
 :data:`WIGGLE_ABSENT_SECONDS`, so the fallback does not cost a failed call per file.
 """
