@@ -1,7 +1,6 @@
 """What each account can use and how much of it is left: its live model list and its usage windows.
 
-After an account's organization is known, its model list is read from ``app_start`` (2026
-reference §4) and its usage from ``/usage`` (§5.1); both are cached on the :class:`Session`. The
+After an account's organization is known, its model list is read from ``app_start`` (``docs/protocol.md`` §9) and its usage from ``/usage`` (``docs/protocol.md`` §10.1); both are cached on the :class:`Session`. The
 list is re-read every ``MODELS_REFRESH_SECONDS`` and on SIGHUP (:meth:`AccountWatcher.kick`), the
 usage every ``USAGE_REFRESH_SECONDS`` and when an account comes back from cooling. A list that
 cannot be read leaves the static :data:`~claude2api.core.catalog.FALLBACK_MODELS` standing in for

@@ -22,7 +22,7 @@ from typing import Any
 from claude2api.core.failures import bad_request
 from claude2api.core.types import ChatRequest, SearchResult, WebSearch
 
-#: claude.ai's ``tools`` entry for its search (2026 reference §2.1, exact).
+#: claude.ai's ``tools`` entry for its search (``docs/protocol.md`` §7.1, exact).
 WEB_SEARCH_TOOL: dict[str, Any] = {"type": "web_search_v0", "name": "web_search"}
 
 WEB_SEARCH_MODES = ("off", "on_request", "always")

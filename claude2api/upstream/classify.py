@@ -77,7 +77,7 @@ def classify_stream_error(error: Any, now: float) -> UpstreamError:
 
 
 def _model_unavailable(status: int, etype: str, message: str) -> bool:
-    """2026 reference §6.1: a 403 ``permission_error`` saying the model is not available (on this
+    """``docs/protocol.md`` §11.5: a 403 ``permission_error`` saying the model is not available (on this
     plan). Matched on the words, not one literal: claude.ai has rephrased it before."""
     text = message.lower().replace("isn't", "not").replace("is not", "not")
     return status == 403 and etype in ("permission_error", "") and "model" in text and "not available" in text

@@ -255,7 +255,7 @@ class ClaudeWebClient:
         return file_uuid
 
     async def app_start(self, account: Account) -> Any:
-        """The bootstrap body with the account's live model list (2026 reference §4.1)."""
+        """The bootstrap body with the account's live model list (``docs/protocol.md`` §9.1)."""
         query = "statsig_hashing_algorithm=djb2&growthbook_format=sdk&include_system_prompts=false"
         _, body = await self._call("GET", f"/edge-api/bootstrap/{account.org_id}/app_start?{query}", account.key)
         return self._json(body, "app_start")

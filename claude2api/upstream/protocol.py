@@ -39,7 +39,7 @@ class TurnOptions:
     :func:`~claude2api.core.catalog.plan_thinking` decided them (``None``: leave the field out), the
     uploaded files and the client's tools in claude.ai's form (:func:`claude2api.core.tools.tool_wire`).
     ``web_search`` turns on claude.ai's search: its tool entry goes first in ``tools`` and the
-    conversation's ``enabled_web_search`` setting is switched on (both are needed, 2026 reference §2.1)."""
+    conversation's ``enabled_web_search`` setting is switched on (both are needed, ``docs/protocol.md`` §7.1)."""
 
     model: str | None = None
     thinking_mode: str | None = None
@@ -125,8 +125,7 @@ class Generation2026(Generation):
     """The completion creates the conversation and carries thinking itself.
 
     Search: ``enabled_web_search`` rides in ``create_conversation_params`` next to ``paprika_mode``
-    (the other conversation setting sent there). That claude.ai reads it there is unverified (2026
-    reference §2.1: clients seen so far rely on the account default, which then also works); with
+    (the other conversation setting sent there). That claude.ai reads it there is unverified (``docs/protocol.md`` §7.1: clients seen so far rely on the account default, which then also works); with
     ``UPSTREAM_PROTOCOL=2025`` the setting is PUT explicitly, which is the measured way."""
 
     name = "2026"

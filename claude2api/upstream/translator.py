@@ -164,7 +164,7 @@ class StreamTranslator:
 
 
 class SearchStreamTranslator(StreamTranslator):
-    """:class:`StreamTranslator` plus claude.ai's web search (2026 reference §2.2), for completions
+    """:class:`StreamTranslator` plus claude.ai's web search (``docs/protocol.md`` §7.2), for completions
     that carry the ``web_search_v0`` tool; plain replies keep the lean base class.
 
     The search's ``tool_use`` block becomes :class:`SearchCall` once its query has streamed, its
