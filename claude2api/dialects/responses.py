@@ -182,7 +182,7 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
         "temperature": _number(body, "temperature", 0, 2),
         "text": text_config,
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
+        "tools": [_echo_tool(t) for t in body.get("tools") or []],
         "top_p": _number(body, "top_p", 0, 1),
         "truncation": "disabled",
         "user": user if isinstance(user, str) else None,  # some front-ends send an object here
@@ -418,6 +418,20 @@ def _parse_tools(body: dict[str, Any]) -> _Offered:
     choice, tools = _parse_tool_choice(raw_choice, tools, web_search is not None)
     check_tool_choice(choice, tools, "tool_choice")
     return _Offered(tools, choice, _boolean(body, "parallel_tool_calls", True), web_search, namespaced)
+
+
+def _echo_tool(raw: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the ``response`` object repeats it: function tools with every field the SDKs'
+    ``FunctionTool`` requires (older SDKs fail to parse the whole response otherwise)."""
+    if raw.get("type") != "function":
+        return raw
+    schema = raw.get("parameters")
+    return {
+        **raw,
+        "description": raw.get("description"),
+        "parameters": schema if schema is not None else {"type": "object", "properties": {}},
+        "strict": raw.get("strict") is True,
+    }
 
 
 def _function_tool(raw: dict[str, Any], param: str) -> ToolDefinition:
