@@ -185,7 +185,11 @@ def test_text_format_json_schema() -> None:
 def test_tools_with_tool_choice_none_are_accepted() -> None:
     tools = [{"type": "function", "name": "f", "parameters": {}}, {"type": "file_search", "vector_store_ids": []}]
     request, options = parse(tools=tools, tool_choice="none", parallel_tool_calls=False)
-    assert options.echo["tools"] == tools and options.echo["tool_choice"] == "none"
+    assert options.echo["tools"] == [
+        {"type": "function", "name": "f", "description": None, "parameters": {}, "strict": False},
+        tools[1],
+    ]
+    assert options.echo["tool_choice"] == "none"
     assert options.echo["parallel_tool_calls"] is False
     assert [t.name for t in request.tools] == ["f"] and request.tool_choice == ToolChoice("none")
     assert not request.parallel_tool_calls
