@@ -177,7 +177,7 @@ async def test_errors_before_the_stream_are_openai_shaped(fake: FakeClaude, daem
             await client.responses.create(
                 model=MODEL,
                 input="Hi",
-                tools=[{"type": "function", "name": "f", "parameters": {}}],
+                tools=[{"type": "function", "name": "f", "parameters": {}}, {"type": "file_search", "vector_store_ids": ["v"]}],
                 stream=True,
             )
         with pytest.raises(openai.BadRequestError) as files:
@@ -186,8 +186,9 @@ async def test_errors_before_the_stream_are_openai_shaped(fake: FakeClaude, daem
                 input=[{"role": "user", "content": [{"type": "input_file", "file_id": "file_1"}]}],
             )
     assert missing.value.code == "model_not_found"
-    assert tools.value.code == "tools_not_supported" and tools.value.param == "tools"
-    assert files.value.param == "input[0].content[0]"
+    assert tools.value.code == "unsupported_tool_type" and tools.value.param == "tools[1].type"
+    assert "'file_search'" in tools.value.message
+    assert files.value.param == "input[0].content[0].file_id"
     assert not fake.calls_to("/completion")
 
 

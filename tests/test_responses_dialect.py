@@ -11,7 +11,6 @@ import base64
 import json
 from typing import Any
 
-import pydantic
 import pytest
 from openai._models import construct_type
 from openai._streaming import SSEDecoder
@@ -23,16 +22,22 @@ from claude2api.core.catalog import ModelCatalog
 from claude2api.core.failures import APIError
 from claude2api.core.types import (
     ChatRequest,
+    DocumentPart,
     Event,
     ImagePart,
     Message,
+    ResponseFormat,
     Stop,
     TextDelta,
     TextPart,
     ThinkingDelta,
+    ToolCall,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    ToolChoice,
+    ToolResult,
+    WebSearch,
 )
 from claude2api.dialects.response_store import MemoryResponseStore, StoredResponse, history_size, owner_of
 from claude2api.dialects.responses import (
@@ -125,23 +130,33 @@ def test_images_by_url_and_data_url() -> None:
     assert parts[2] == ImagePart(media_type="image/png", data=PNG)
 
 
-def test_function_call_history_becomes_text() -> None:
+def test_function_call_history_becomes_neutral_calls_and_results() -> None:
     request, _ = parse(
         input=[
             {"role": "user", "content": "weather?"},
-            {
-                "type": "function_call",
-                "call_id": "call_1",
-                "name": "get_weather",
-                "arguments": '{"city":"Paris"}',
-            },
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+            {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": '{"city":"Paris"}'},
+            {"type": "function_call", "call_id": "call_2", "name": "spawn_agent", "namespace": "agents", "arguments": "{}"},
             {"type": "function_call_output", "call_id": "call_1", "output": "sunny"},
+            {
+                "type": "function_call_output",
+                "call_id": "call_2",
+                "output": [{"type": "input_text", "text": "spawned"}, {"type": "input_image", "image_url": "https://x.test/a.png"}],
+            },
         ]
     )
     assert request.messages[1] == Message(
-        "assistant", [TextPart('[called tool get_weather with {"city":"Paris"}]')]
+        "assistant",
+        [
+            TextPart("Checking."),
+            ToolCall("toolu_1", "get_weather", '{"city":"Paris"}'),
+            ToolCall("toolu_2", "agents__spawn_agent", "{}"),
+        ],
     )
-    assert request.messages[2] == Message("tool", [TextPart("sunny")])
+    assert request.messages[2] == Message("tool", [ToolResult("toolu_1", [TextPart("sunny")])])
+    assert request.messages[3] == Message(
+        "tool", [ToolResult("toolu_2", [TextPart("spawned"), ImagePart(url="https://x.test/a.png")])]
+    )
 
 
 def test_reasoning_effort_and_summary() -> None:
@@ -159,18 +174,101 @@ def test_text_format_json_schema() -> None:
     request, options = parse(
         text={"format": {"type": "json_schema", "name": "A", "schema": schema, "strict": True}}
     )
-    assert options.text_format == "json_schema" and json.dumps(schema) in request.instructions[0]
-    _, options = parse(text={"format": {"type": "json_object"}})
-    assert options.text_format == "json_object"
-    _, options = parse(text={"format": {"type": "text"}, "verbosity": "low"})
-    assert options.text_format is None and options.echo["text"]["verbosity"] == "low"
+    assert request.response_format == ResponseFormat("json_schema", schema)
+    assert json.dumps(schema) in request.instructions[0]
+    request, _ = parse(text={"format": {"type": "json_object"}})
+    assert request.response_format == ResponseFormat("json_object")
+    request, options = parse(text={"format": {"type": "text"}, "verbosity": "low"})
+    assert request.response_format is None and options.echo["text"]["verbosity"] == "low"
 
 
 def test_tools_with_tool_choice_none_are_accepted() -> None:
-    tools = [{"type": "function", "name": "f", "parameters": {}}]
-    _, options = parse(tools=tools, tool_choice="none", parallel_tool_calls=False)
-    assert options.echo["tools"] == tools and options.echo["tool_choice"] == "none"
+    tools = [{"type": "function", "name": "f", "parameters": {}}, {"type": "file_search", "vector_store_ids": []}]
+    request, options = parse(tools=tools, tool_choice="none", parallel_tool_calls=False)
+    assert options.echo["tools"] == [
+        {"type": "function", "name": "f", "description": None, "parameters": {}, "strict": False},
+        tools[1],
+    ]
+    assert options.echo["tool_choice"] == "none"
     assert options.echo["parallel_tool_calls"] is False
+    assert [t.name for t in request.tools] == ["f"] and request.tool_choice == ToolChoice("none")
+    assert not request.parallel_tool_calls
+
+
+def test_function_namespace_and_web_search_tools_as_codex_sends_them() -> None:
+    schema = {"type": "object", "properties": {"cmd": {"type": "string"}}, "required": ["cmd"]}
+    request, options = parse(
+        tools=[
+            {"type": "function", "name": "exec_command", "description": "Run", "strict": False, "parameters": schema},
+            {
+                "type": "namespace",
+                "name": "multi_agent_v1",
+                "description": "Sub-agents.",
+                "tools": [{"type": "function", "name": "spawn_agent", "description": "Spawn", "parameters": {"type": "object"}}],
+            },
+            {"type": "web_search", "external_web_access": False, "filters": {"allowed_domains": ["a.test"]}},
+        ],
+        tool_choice="auto",
+    )
+    assert [(t.name, t.input_schema) for t in request.tools] == [
+        ("exec_command", schema),
+        ("multi_agent_v1__spawn_agent", {"type": "object"}),
+    ]
+    assert request.tools[1].description == "[multi_agent_v1: Sub-agents.] Spawn"
+    assert options.namespaced == {"multi_agent_v1__spawn_agent": ("multi_agent_v1", "spawn_agent")}
+    assert request.web_search == WebSearch(allowed_domains=["a.test"])
+    assert request.tool_choice == ToolChoice("auto") and request.parallel_tool_calls
+
+
+def test_web_search_tool_location_and_search_suffix_beside_function_tools() -> None:
+    location = {"type": "approximate", "city": "Paris", "country": "FR", "timezone": "Europe/Paris"}
+    function = {"type": "function", "name": "f"}
+    request, _ = parse(tools=[function, {"type": "web_search_preview", "user_location": location}])
+    assert request.web_search == WebSearch(user_location="Paris, FR (time zone Europe/Paris)")
+    assert [t.name for t in request.tools] == ["f"]
+    suffixed, _ = parse(model=MODEL + "-search", tools=[function])
+    assert suffixed.web_search == WebSearch(native=False) and [t.name for t in suffixed.tools] == ["f"]
+    both, _ = parse(model=MODEL + "-search", tools=[{"type": "web_search", "filters": {"allowed_domains": ["a.test"]}}])
+    assert both.web_search == WebSearch(allowed_domains=["a.test"])  # the tool's options win over the bare suffix
+    assert parse()[0].web_search is None
+    error = parse_error(tools=[{"type": "web_search", "filters": {"allowed_domains": "a.test"}}])
+    assert error.param == "tools[0].filters.allowed_domains"
+
+
+@pytest.mark.parametrize(
+    ("choice", "expected", "offered"),
+    [
+        ("required", ToolChoice("required"), ["f", "g"]),
+        ({"type": "function", "name": "g"}, ToolChoice("named", "g"), ["f", "g"]),
+        ({"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "g"}]}, ToolChoice("required"), ["g"]),
+    ],
+)
+def test_tool_choices(choice: Any, expected: ToolChoice, offered: list[str]) -> None:
+    tools = [{"type": "function", "name": name} for name in ("f", "g")]
+    request, _ = parse(tools=tools, tool_choice=choice)
+    assert request.tool_choice == expected and [t.name for t in request.tools] == offered
+    assert "must call" in request.instructions[-1]
+
+
+def test_input_file_data_url_text_and_url() -> None:
+    pdf = "data:application/pdf;base64," + base64.b64encode(b"%PDF-1.4 x").decode()
+    text = "data:text/plain;base64," + base64.b64encode(b"hello notes").decode()
+    request, _ = parse(
+        input=[
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_file", "file_data": pdf, "filename": "report.pdf"},
+                    {"type": "input_file", "file_data": text, "filename": "notes.txt"},
+                    {"type": "input_file", "file_url": "https://files.test/dir/spec.md"},
+                ],
+            }
+        ]
+    )
+    first, second, third = request.messages[0].parts
+    assert first == DocumentPart(media_type="application/pdf", data=b"%PDF-1.4 x", filename="report.pdf")
+    assert isinstance(second, DocumentPart) and second.text == "hello notes" and second.filename == "notes.txt"
+    assert third == DocumentPart(url="https://files.test/dir/spec.md", filename="spec.md")
 
 
 BAD: list[tuple[dict[str, Any], str | None]] = [
@@ -193,7 +291,7 @@ BAD: list[tuple[dict[str, Any], str | None]] = [
         "input[0].content[0]",
     ),
     ({"input": [{"type": "function_call", "name": "f"}]}, "input[0]"),
-    ({"input": [{"type": "function_call_output", "output": 3}]}, "input[0].output"),
+    ({"input": [{"type": "function_call_output", "call_id": "c", "output": 3}]}, "input[0].output"),
     ({"model": 3}, "model"),
     ({"stream": "yes"}, "stream"),
     ({"max_output_tokens": 0}, "max_output_tokens"),
@@ -202,9 +300,19 @@ BAD: list[tuple[dict[str, Any], str | None]] = [
     ({"reasoning": {"summary": "all"}}, "reasoning.summary"),
     ({"text": {"format": {"type": "xml"}}}, "text.format.type"),
     ({"text": {"format": {"type": "json_schema", "name": "A"}}}, "text.format.schema"),
-    ({"tools": [{"type": "function", "name": "f"}]}, "tools"),
-    ({"tools": [{"type": "file_search"}], "tool_choice": "auto"}, "tools"),
+    ({"tools": [{"type": "function"}]}, "tools[0].name"),
+    ({"tools": [{"type": "function", "name": "a b"}]}, "tools[0].name"),
+    ({"tools": [{"type": "function", "name": "f", "parameters": {"type": "array"}}]}, "tools[0]"),
+    ({"tools": [{"type": "function", "name": "f"}, {"type": "function", "name": "f"}]}, "tools"),
+    ({"tools": [{"type": "file_search"}]}, "tools[0].type"),
+    ({"tools": [{"type": "custom", "name": "apply_patch"}]}, "tools[0].type"),
+    ({"tools": [{"type": "namespace", "name": "n", "tools": [{"type": "custom", "name": "c"}]}]}, "tools[0].tools[0].type"),
+    ({"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "function", "name": "g"}}, "tool_choice"),
+    ({"tools": [{"type": "function", "name": "f"}], "tool_choice": {"type": "mcp"}}, "tool_choice"),
     ({"tool_choice": "required"}, "tool_choice"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_data": "data:application/zip;base64,UEsDBA=="}]}]}, "input[0].content[0]"),
+    ({"input": [{"role": "user", "content": [{"type": "input_file", "file_url": "ftp://x/y.pdf"}]}]}, "input[0].content[0].file_url"),
+    ({"input": [{"type": "function_call_output", "output": "x"}]}, "input[0].call_id"),
     ({"tool_choice": "sometimes"}, "tool_choice"),
     ({"metadata": {"k": 1}}, "metadata"),
     ({"previous_response_id": ""}, "previous_response_id"),
@@ -219,14 +327,14 @@ def test_bad_requests_are_400_naming_the_param(body: dict[str, Any], param: str 
     assert error.status == 400 and error.param == param
 
 
-def test_tools_refusal_says_why() -> None:
-    error = parse_error(tools=[{"type": "function", "name": "exec_command"}, {"type": "file_search"}])
-    assert error.code == "tools_not_supported" and "function, file_search" in error.message
+def test_hosted_tools_are_refused_naming_the_type() -> None:
+    error = parse_error(tools=[{"type": "function", "name": "exec_command"}, {"type": "code_interpreter"}])
+    assert error.code == "unsupported_tool_type" and "'code_interpreter'" in error.message
 
 
-def test_file_inputs_are_refused_clearly() -> None:
+def test_file_ids_are_refused_clearly() -> None:
     error = parse_error(input=[{"role": "user", "content": [{"type": "input_file", "file_id": "f"}]}])
-    assert "not supported yet" in error.message
+    assert error.param == "input[0].content[0].file_id" and "no Files API" in error.message
 
 
 def test_unknown_model_is_404() -> None:
@@ -236,7 +344,7 @@ def test_unknown_model_is_404() -> None:
 
 def test_continue_conversation_puts_history_after_instructions() -> None:
     request, options = parse(instructions="new rules", input="and then?")
-    history = stored_history([Message("user", [TextPart("first")])], "answer")
+    history = stored_history([Message("user", [TextPart("first")])], Message("assistant", [TextPart("answer")]))
     continued = continue_conversation(request, options, history)
     assert [m.text for m in continued.messages] == ["new rules", "first", "answer", "and then?"]
     assert [m.role for m in continued.messages] == ["system", "user", "assistant", "user"]
@@ -374,29 +482,6 @@ def test_keepalive_is_a_comment_after_the_start() -> None:
     assert stream.keepalive() == b": keep-alive\n\n"
 
 
-class Answer(pydantic.BaseModel):
-    a: int
-
-
-def test_stream_json_schema_is_checked_and_sent_clean() -> None:
-    schema = {"type": "object", "properties": {"a": {"type": "integer"}}}
-    opts = options(text={"format": {"type": "json_schema", "name": "Answer", "schema": schema}})
-    _, frames = run_stream([TextDelta('```json\n{"a":'), TextDelta(" 1}\n```"), Stop()], opts)
-    deltas = [f["delta"] for f in frames if f["type"] == "response.output_text.delta"]
-    assert deltas == ['{"a": 1}']
-    state = through_sdk(frames, text_format=Answer)
-    assert state._completed_response is not None and state._completed_response.output_parsed == Answer(a=1)
-
-
-def test_stream_json_mode_without_json_fails() -> None:
-    _, frames = run_stream(
-        [TextDelta("Sure! Here it is."), Stop()], options(text={"format": {"type": "json_object"}})
-    )
-    assert frames[-1]["type"] == "response.failed"
-    assert "not valid JSON" in frames[-1]["response"]["error"]["message"]
-    through_sdk(frames)
-
-
 def test_collector_matches_the_stream() -> None:
     opts = options(
         reasoning={"effort": "high", "summary": "concise"}, metadata={"k": "v"}, instructions="sys"
@@ -413,19 +498,6 @@ def test_collector_matches_the_stream() -> None:
     assert collector.reply_text == "Hi!"
 
 
-def test_collector_json_mode() -> None:
-    opts = options(text={"format": {"type": "json_object"}})
-    collector = ResponsesCollector(MODEL, opts, prompt_tokens=5, max_tokens=None)
-    collector.feed(TextDelta('```\n{"x": 1}\n```'))
-    collector.feed(Stop())
-    assert Response.model_validate(collector.result()).output_text == '{"x": 1}'
-    bad = ResponsesCollector(MODEL, opts, prompt_tokens=5, max_tokens=None)
-    bad.feed(TextDelta("no json here"))
-    with pytest.raises(APIError) as info:
-        bad.result()
-    assert info.value.status == 502
-
-
 def test_collector_incomplete() -> None:
     collector = ResponsesCollector(MODEL, options(), prompt_tokens=5, max_tokens=3)
     collector.feed(TextDelta("one two three four five six seven"))
@@ -435,18 +507,24 @@ def test_collector_incomplete() -> None:
 
 TOOL_EVENTS: list[Event] = [
     TextDelta("Checking."),
-    ToolCallStart(0, "call_1", "get_weather"),
+    ToolCallStart(0, "toolu_1", "get_weather"),
     ToolCallDelta(0, '{"city":'),
     ToolCallDelta(0, '"Paris"}'),
     ToolCallEnd(0),
-    ToolCallStart(1, "call_2", "get_time"),
+    ToolCallStart(1, "toolu_2", "multi_agent_v1__spawn_agent"),
     ToolCallEnd(1),
     Stop("tool_use"),
 ]
 
 
+NAMESPACED_TOOLS = [
+    {"type": "function", "name": "get_weather"},
+    {"type": "namespace", "name": "multi_agent_v1", "description": "Agents", "tools": [{"type": "function", "name": "spawn_agent"}]},
+]
+
+
 def test_stream_renders_tool_call_events_as_function_call_items() -> None:
-    _, frames = run_stream(TOOL_EVENTS, options())
+    stream, frames = run_stream(TOOL_EVENTS, options(tools=NAMESPACED_TOOLS))
     types = [f["type"] for f in frames]
     assert types[-9:] == [
         "response.output_item.added",
@@ -463,19 +541,32 @@ def test_stream_renders_tool_call_events_as_function_call_items() -> None:
     assert [item.type for item in final.output] == ["message", "function_call", "function_call"]
     call = final.output[1]
     assert call.type == "function_call" and call.call_id == "call_1" and call.name == "get_weather"
-    assert call.arguments == '{"city":"Paris"}' and final.output[2].arguments == ""  # type: ignore[union-attr]
+    assert call.arguments == '{"city":"Paris"}' and call.namespace is None
+    spawn = final.output[2]
+    assert spawn.type == "function_call" and spawn.arguments == "" and spawn.call_id == "call_2"
+    assert (spawn.namespace, spawn.name) == ("multi_agent_v1", "spawn_agent")
     assert final.status == "completed"
+    assert stream.reply_message == Message(
+        "assistant",
+        [
+            TextPart("Checking."),
+            ToolCall("toolu_1", "get_weather", '{"city":"Paris"}'),
+            ToolCall("toolu_2", "multi_agent_v1__spawn_agent", "{}"),
+        ],
+    )
     state = through_sdk(frames)
     assert state._completed_response is not None and len(state._completed_response.output) == 3
 
 
 def test_collector_renders_tool_calls_without_an_empty_message() -> None:
-    collector = ResponsesCollector(MODEL, options(), prompt_tokens=5, max_tokens=None)
+    collector = ResponsesCollector(MODEL, options(tools=NAMESPACED_TOOLS), prompt_tokens=5, max_tokens=None)
     for event in TOOL_EVENTS[1:]:
         collector.feed(event)
     response = Response.model_validate(collector.result())
     assert [item.type for item in response.output] == ["function_call", "function_call"]
     assert response.output[0].arguments == '{"city":"Paris"}'  # type: ignore[union-attr]
+    assert response.output[1].namespace == "multi_agent_v1"  # type: ignore[union-attr]
+    assert [type(p) for p in collector.reply_message.parts] == [ToolCall, ToolCall]
 
 
 # ---------------------------------------------------------------------------------------------

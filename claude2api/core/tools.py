@@ -96,8 +96,12 @@ def tool_choice_instructions(request: ChatRequest) -> list[str]:
 
 
 def tool_wire(tool: ToolDefinition) -> dict[str, Any]:
-    """A client tool as claude.ai's completion takes it (docs/protocol.md §6.1: no ``type`` key)."""
-    return {"name": tool.name, "description": tool.description, "input_schema": tool.input_schema}
+    """A client tool as claude.ai's completion takes it (``docs/protocol.md`` §6.1: no ``type`` key).
+
+    A schema without a ``type`` (OpenAI clients send ``parameters: {}`` for a tool without
+    arguments) gets ``"type": "object"``: claude.ai refuses an input schema of another type."""
+    schema = tool.input_schema if "type" in tool.input_schema else {"type": "object", **tool.input_schema}
+    return {"name": tool.name, "description": tool.description, "input_schema": schema}
 
 
 # ---------------------------------------------------------------------------------------------

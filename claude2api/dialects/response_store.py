@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from claude2api.core.types import ImagePart, Message, TextPart
+from claude2api.core.types import DocumentPart, ImagePart, Message, Part, TextPart, ToolCall
 
 
 def owner_of(credential: str | None) -> str:
@@ -51,15 +51,21 @@ class StoredResponse:
 
 
 def history_size(messages: list[Message]) -> int:
-    """Rough memory held by ``messages``: text characters plus image bytes (and URLs)."""
-    total = 0
-    for message in messages:
-        for part in message.parts:
-            if isinstance(part, TextPart):
-                total += len(part.text)
-            elif isinstance(part, ImagePart):
-                total += len(part.data or b"") + len(part.url or "")
-    return total
+    """Rough memory held by ``messages``: text characters, image and document bytes (and URLs),
+    tool calls' arguments and tool results' content."""
+    return sum(_part_size(part) for message in messages for part in message.parts)
+
+
+def _part_size(part: Part | TextPart | ImagePart) -> int:
+    if isinstance(part, TextPart):
+        return len(part.text)
+    if isinstance(part, ImagePart):
+        return len(part.data or b"") + len(part.url or "")
+    if isinstance(part, DocumentPart):
+        return len(part.data or b"") + len(part.text or "") + len(part.url or "")
+    if isinstance(part, ToolCall):
+        return len(part.id) + len(part.name) + len(part.arguments)
+    return len(part.call_id) + sum(_part_size(inner) for inner in part.content)
 
 
 class ResponseStore(Protocol):

@@ -13,21 +13,30 @@ agrees with. In short:
   ``max_output_tokens``) / ``response.failed`` (a failure after the commit point). No ``[DONE]``.
   Every item added is done before the end: the SDK's helper refuses to complete otherwise.
 
-Function tools are refused for now (a 400 that says so): nothing in the pipeline produces tool
-calls yet. The renderers already turn the neutral tool-call events (``ToolCallStart`` /
-``ToolCallDelta`` / ``ToolCallEnd``) into ``function_call`` output items, so accepting tools is a
-parsing change once tool calling lands. Past ``function_call`` / ``function_call_output`` items in
-the input are kept in the history as text, worded as the other dialects word tool history.
+Function tools go to the shared tool-calling machinery (:mod:`claude2api.core.tools`; forced
+``tool_choice`` and ``text.format`` JSON honesty are checked by the output guard,
+:mod:`claude2api.pipeline.output_guard`, as for the other dialects). ``namespace`` tools (groups of
+function tools, as Codex CLI sends) are flattened for the model as ``<namespace>__<name>``; a call of
+one is rendered back as ``name`` plus ``namespace``, the way the Responses API reports namespaced
+calls. ``web_search`` (or the model's ``-search`` suffix) turns on claude.ai's own web search: its
+searches become ``web_search_call`` items (``response.web_search_call.*`` events) and its citations
+``url_citation`` annotations on the answer. Other hosted tools (file search, code
+interpreter, computer use, image generation, MCP, custom grammar tools) are a 400 naming the type,
+unless ``tool_choice`` is ``"none"`` (then no tool may be called and ignoring them is exact).
+Past ``function_call`` / ``function_call_output`` items become neutral tool calls and results, with
+OpenAI ``call_…`` ids mapped back to claude.ai's ``toolu_…`` ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from claude2api.core.catalog import (
     REASONING_EFFORTS,
@@ -36,25 +45,41 @@ from claude2api.core.catalog import (
     intent_from_reasoning_effort,
     intent_from_suffix,
 )
+from claude2api.core.documents import DocumentError, document_from_data_url, safe_filename
 from claude2api.core.failures import APIError, bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.reply import ReplyCutter
 from claude2api.core.search import location_text
-from claude2api.core.tools import clean_json
+from claude2api.core.tools import (
+    ANTHROPIC_TOOL_NAME,
+    OPENAI_TOOL_NAME,
+    check_tool_choice,
+    check_tools,
+    openai_call_id,
+    tool_choice_instructions,
+    upstream_call_id,
+)
 from claude2api.core.types import (
     ChatRequest,
     Citation,
+    DocumentPart,
     Event,
+    ImagePart,
     Message,
     Part,
+    ResponseFormat,
     Role,
     SearchCall,
     SearchResults,
     TextPart,
     Thinking,
+    ToolCall,
     ToolCallDelta,
     ToolCallEnd,
     ToolCallStart,
+    ToolChoice,
+    ToolDefinition,
+    ToolResult,
     WebSearch,
 )
 from claude2api.dialects.base import Dialect, ReplySpec, resolve_model
@@ -80,6 +105,12 @@ _MESSAGE_ROLES: dict[str, Role] = {
 SUMMARY_MODES = ("auto", "concise", "detailed")
 #: ``tool_choice`` strings the API defines.
 TOOL_CHOICES = ("none", "auto", "required")
+#: Hosted tool types that mean claude.ai's own web search (current and preview spellings).
+WEB_SEARCH_TOOLS = frozenset(
+    {"web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11"}
+)
+#: Between a namespace and a function's name in the flattened name the model sees.
+NAMESPACE_SEPARATOR = "__"
 #: ``metadata``: at most 16 string pairs, keys up to 64 and values up to 512 characters (OpenAI's bounds).
 MAX_METADATA_PAIRS = 16
 MAX_METADATA_KEY = 64
@@ -99,8 +130,8 @@ class ResponsesOptions:
 
     #: Render reasoning items: thinking is on and ``reasoning.summary`` asked to see it.
     show_reasoning: bool = False
-    #: ``"json_object"``, ``"json_schema"`` or ``None`` (plain text).
-    text_format: str | None = None
+    #: Flattened tool name the model calls -> (namespace, function name) the client declared.
+    namespaced: dict[str, tuple[str, str]] = field(default_factory=dict)
     #: Keep the finished exchange for ``previous_response_id`` and ``GET /v1/responses/{id}``.
     store: bool = True
     previous_response_id: str | None = None
@@ -130,9 +161,9 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
     resolved = resolve_model(catalog, _parse_model(body.get("model"), catalog))
     instructions = _parse_instructions(body.get("instructions"))
     conversation = _parse_input(body.get("input"))
-    tools, tool_choice, parallel = _parse_tools(body)
+    offered = _parse_tools(body, resolved.search)
     thinking, effort, summary = _parse_reasoning(body.get("reasoning"), resolved)
-    text_format, text_config, format_instructions = _parse_text(body.get("text"))
+    text_config, format_instructions, response_format = _parse_text(body.get("text"))
     request = ChatRequest(
         model=resolved.requested,
         upstream_model=resolved.upstream,
@@ -141,19 +172,24 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
         thinking=thinking,
         max_tokens=_parse_max_output_tokens(body.get("max_output_tokens")),
         instructions=format_instructions,
-        web_search=_parse_web_search(tools, resolved.search),
+        tools=offered.tools,
+        tool_choice=offered.choice,
+        parallel_tool_calls=offered.parallel,
+        web_search=offered.web_search,
+        response_format=response_format,
     )
+    request.instructions += tool_choice_instructions(request)
     user = body.get("user")
     echo = {
         "instructions": body.get("instructions"),
         "max_output_tokens": request.max_tokens,
         "metadata": _parse_metadata(body.get("metadata")),
-        "parallel_tool_calls": parallel,
+        "parallel_tool_calls": offered.parallel,
         "reasoning": {"effort": effort, "summary": summary},
         "temperature": _number(body, "temperature", 0, 2),
         "text": text_config,
-        "tool_choice": tool_choice,
-        "tools": tools,
+        "tool_choice": body.get("tool_choice") or "auto",
+        "tools": [_echo_tool(t) for t in body.get("tools") or []],
         "top_p": _number(body, "top_p", 0, 1),
         "truncation": "disabled",
         "user": user if isinstance(user, str) else None,  # some front-ends send an object here
@@ -162,7 +198,7 @@ def parse_responses_request(body: object, catalog: ModelCatalog) -> tuple[ChatRe
     store = _boolean(body, "store", True)
     options = ResponsesOptions(
         show_reasoning=thinking is not None and summary is not None,
-        text_format=text_format,
+        namespaced=offered.namespaced,
         store=store,
         previous_response_id=previous,
         instruction_messages=len(instructions),
@@ -176,17 +212,7 @@ def continue_conversation(
 ) -> ChatRequest:
     """``request`` continuing a kept conversation: its instructions, then ``history``, then its input."""
     cut = options.instruction_messages
-    return ChatRequest(
-        model=request.model,
-        upstream_model=request.upstream_model,
-        messages=[*request.messages[:cut], *history, *request.messages[cut:]],
-        stream=request.stream,
-        thinking=request.thinking,
-        stop=request.stop,
-        max_tokens=request.max_tokens,
-        instructions=request.instructions,
-        web_search=request.web_search,
-    )
+    return dataclasses.replace(request, messages=[*request.messages[:cut], *history, *request.messages[cut:]])
 
 
 def conversation_of(request: ChatRequest, options: ResponsesOptions) -> list[Message]:
@@ -317,8 +343,9 @@ def _parse_reasoning(raw: object, resolved: ResolvedModel) -> tuple[Thinking | N
     return thinking, (thinking.effort if thinking else effort), summary
 
 
-def _parse_text(raw: object) -> tuple[str | None, dict[str, Any], list[str]]:
-    """(JSON mode, the ``text`` config to echo, prompt instructions emulating the mode)."""
+def _parse_text(raw: object) -> tuple[dict[str, Any], list[str], ResponseFormat | None]:
+    """(the ``text`` config to echo, prompt instructions emulating a JSON mode, the neutral format
+    the output guard holds the reply to)."""
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
@@ -329,9 +356,9 @@ def _parse_text(raw: object) -> tuple[str | None, dict[str, Any], list[str]]:
     kind = spec.get("type") if isinstance(spec, dict) else None
     echo = {"format": spec, "verbosity": raw.get("verbosity", "medium")}
     if kind == "text":
-        return None, echo, []
+        return echo, [], None
     if kind == "json_object":
-        return kind, echo, [json_format_instruction(None)]
+        return echo, [json_format_instruction(None)], ResponseFormat("json_object")
     if kind == "json_schema":
         assert isinstance(spec, dict)
         schema = spec.get("schema")
@@ -342,71 +369,182 @@ def _parse_text(raw: object) -> tuple[str | None, dict[str, Any], list[str]]:
             )
         if not isinstance(spec.get("name"), str):
             raise bad_request("Missing required parameter: 'text.format.name'.", param="text.format.name")
-        return kind, echo, [json_format_instruction(schema)]
+        return echo, [json_format_instruction(schema)], ResponseFormat("json_schema", schema)
     raise bad_request(
         "Invalid value for 'text.format.type': expected 'text', 'json_object' or 'json_schema'.",
         param="text.format.type",
     )
 
 
-#: Responses tool types that ask for web search (claude.ai's own).
-WEB_SEARCH_TOOL_TYPES = frozenset({"web_search", "web_search_preview", "web_search_2025_08_26"})
+@dataclass(slots=True)
+class _Offered:
+    """What ``tools`` / ``tool_choice`` / ``parallel_tool_calls`` ask for, in neutral terms."""
+
+    tools: list[ToolDefinition]
+    choice: ToolChoice | None
+    parallel: bool
+    web_search: WebSearch | None
+    namespaced: dict[str, tuple[str, str]]
 
 
-def _parse_web_search(tools: list[Any], suffix: bool) -> WebSearch | None:
-    """The ``web_search`` tool (``filters.allowed_domains``, ``user_location``), or the ``-search`` suffix."""
-    for tool in tools:
-        if tool["type"] in WEB_SEARCH_TOOL_TYPES:
-            filters = tool.get("filters")
-            domains = filters.get("allowed_domains") if isinstance(filters, dict) else None
-            if domains is not None and not (isinstance(domains, list) and all(isinstance(d, str) for d in domains)):
-                raise bad_request(
-                    "Invalid type for 'tools[].filters.allowed_domains': expected an array of strings.",
-                    param="tools",
-                )
-            return WebSearch(allowed_domains=domains or [], user_location=location_text(tool.get("user_location")))
-    return WebSearch(native=False) if suffix else None
+def _parse_tools(body: dict[str, Any], search_suffix: bool) -> _Offered:
+    """Function tools (and those inside ``namespace`` groups, flattened), web search (the
+    ``web_search`` tool, or the model's ``-search`` suffix: ``search_suffix``), the choice."""
+    raw_tools = body.get("tools")
+    if raw_tools is None:
+        raw_tools = []
+    if not isinstance(raw_tools, list):
+        raise bad_request("Invalid type for 'tools': expected an array of tool objects.", param="tools")
+    raw_choice = body.get("tool_choice")
+    ignore_hosted = raw_choice == "none"
+    tools: list[ToolDefinition] = []
+    params: list[str] = []  # where each definition came from, for errors
+    namespaced: dict[str, tuple[str, str]] = {}
+    web_search: WebSearch | None = None
+    for n, raw in enumerate(raw_tools):
+        param = f"tools[{n}]"
+        kind = raw.get("type") if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or not isinstance(kind, str):
+            raise bad_request(f"Invalid value for '{param}': expected a tool object with a 'type'.", param=param)
+        if kind == "function":
+            tools.append(_function_tool(raw, param))
+            params.append(param)
+        elif kind == "namespace":
+            for tool, inner_param, inner_name in _namespace_tools(raw, param):
+                namespaced[tool.name] = (raw["name"], inner_name)
+                tools.append(tool)
+                params.append(inner_param)
+        elif kind in WEB_SEARCH_TOOLS:
+            web_search = _web_search(raw, param)
+        elif not ignore_hosted:
+            raise bad_request(
+                f"Unsupported tool type {clip(repr(kind), 60)} in '{param}': this server supports 'function' "
+                "and 'namespace' tools (called by your code) and 'web_search'.",
+                param=f"{param}.type",
+                code="unsupported_tool_type",
+            )
+    # Flattened names may be longer than OpenAI's 64 characters; each part was held to it already.
+    check_tools(tools, ANTHROPIC_TOOL_NAME, "tools", lambda n: params[n])
+    choice, tools = _parse_tool_choice(raw_choice, tools, web_search is not None)
+    check_tool_choice(choice, tools, "tool_choice")
+    if web_search is None and search_suffix:
+        web_search = WebSearch(native=False)
+    return _Offered(tools, choice, _boolean(body, "parallel_tool_calls", True), web_search, namespaced)
 
 
-def _parse_tools(body: dict[str, Any]) -> tuple[list[Any], Any, bool]:
-    """(tools, tool_choice, parallel_tool_calls), validated and echoed.
+def _echo_tool(raw: dict[str, Any]) -> dict[str, Any]:
+    """A tool as the ``response`` object repeats it: function tools with every field the SDKs'
+    ``FunctionTool`` requires (older SDKs fail to parse the whole response otherwise)."""
+    if raw.get("type") != "function":
+        return raw
+    schema = raw.get("parameters")
+    return {
+        **raw,
+        "description": raw.get("description"),
+        "parameters": schema if schema is not None else {"type": "object", "properties": {}},
+        "strict": raw.get("strict") is True,
+    }
 
-    Tools are refused unless ``tool_choice`` is ``"none"`` (then the model may not call any, and
-    ignoring them is exactly right): tool calling is not wired into this dialect yet, and silently
-    dropping tools would leave a client waiting for calls that never come.
+
+def _function_tool(raw: dict[str, Any], param: str) -> ToolDefinition:
+    """A ``function`` tool (``strict`` is accepted: the reply is held to no schema beyond the prompt)."""
+    name, description, schema = raw.get("name"), raw.get("description"), raw.get("parameters")
+    if not isinstance(name, str):
+        raise bad_request(f"Missing required parameter: '{param}.name'.", param=f"{param}.name")
+    if not OPENAI_TOOL_NAME.fullmatch(name):
+        raise bad_request(
+            f"Invalid '{param}.name': {clip(repr(name))} does not match '^{OPENAI_TOOL_NAME.pattern}$'.",
+            param=f"{param}.name",
+        )
+    if description is not None and not isinstance(description, str):
+        raise bad_request(f"Invalid type for '{param}.description': expected a string.", param=f"{param}.description")
+    if schema is None:
+        schema = {"type": "object", "properties": {}}
+    if not isinstance(schema, dict):
+        raise bad_request(f"Invalid type for '{param}.parameters': expected an object.", param=f"{param}.parameters")
+    return ToolDefinition(name, description or "", schema)
+
+
+def _namespace_tools(raw: dict[str, Any], param: str) -> list[tuple[ToolDefinition, str, str]]:
+    """A ``namespace`` group's function tools as (flattened definition, its param, its own name)."""
+    namespace, inner = raw.get("name"), raw.get("tools")
+    if not isinstance(namespace, str) or not OPENAI_TOOL_NAME.fullmatch(namespace):
+        raise bad_request(
+            f"Invalid '{param}.name': a namespace needs a name matching '^{OPENAI_TOOL_NAME.pattern}$'.",
+            param=f"{param}.name",
+        )
+    if not isinstance(inner, list):
+        raise bad_request(f"Invalid type for '{param}.tools': expected an array.", param=f"{param}.tools")
+    about = raw.get("description")
+    group: list[tuple[ToolDefinition, str, str]] = []
+    for j, tool in enumerate(inner):
+        inner_param = f"{param}.tools[{j}]"
+        if not isinstance(tool, dict) or tool.get("type", "function") != "function":
+            kind = tool.get("type") if isinstance(tool, dict) else None
+            raise bad_request(
+                f"Unsupported tool type {clip(repr(kind), 60)} in '{inner_param}': a namespace may hold"
+                " 'function' tools here.",
+                param=f"{inner_param}.type",
+                code="unsupported_tool_type",
+            )
+        definition = _function_tool(tool, inner_param)
+        own_name = definition.name
+        definition.name = f"{namespace}{NAMESPACE_SEPARATOR}{own_name}"
+        if isinstance(about, str) and about:
+            definition.description = f"[{namespace}: {about}] {definition.description}".rstrip()
+        group.append((definition, inner_param, own_name))
+    return group
+
+
+def _web_search(raw: dict[str, Any], param: str) -> WebSearch:
+    """claude.ai's web search, held to ``filters.allowed_domains`` and told the ``user_location``
+    (both as prompt instructions, :mod:`claude2api.core.search`)."""
+    filters = raw.get("filters")
+    allowed = filters.get("allowed_domains") if isinstance(filters, dict) else None
+    if allowed is None:
+        allowed = []
+    if not isinstance(allowed, list) or not all(isinstance(d, str) for d in allowed):
+        raise bad_request(
+            f"Invalid type for '{param}.filters.allowed_domains': expected an array of strings.",
+            param=f"{param}.filters.allowed_domains",
+        )
+    return WebSearch(allowed_domains=allowed, user_location=location_text(raw.get("user_location")))
+
+
+def _parse_tool_choice(
+    raw: object, tools: list[ToolDefinition], web_search: bool
+) -> tuple[ToolChoice | None, list[ToolDefinition]]:
+    """The neutral choice, and the tools left to offer (``allowed_tools`` narrows them).
+
+    ``{"type": "function", "name"}`` names a tool (with ``namespace``: one of a namespace's);
+    ``{"type": "allowed_tools", "mode", "tools"}`` offers only the listed function tools;
+    a hosted ``web_search`` choice is ``auto`` with web search on (claude.ai cannot be forced to search).
     """
-    tools = body.get("tools")
-    if tools is None:
-        tools = []
-    if not isinstance(tools, list) or not all(
-        isinstance(t, dict) and isinstance(t.get("type"), str) for t in tools
-    ):
-        raise bad_request(
-            "Invalid type for 'tools': expected an array of tool objects with a 'type'.", param="tools"
-        )
-    choice = body.get("tool_choice")
-    if choice is None:
-        choice = "auto"
-    if not (choice in TOOL_CHOICES or (isinstance(choice, dict) and isinstance(choice.get("type"), str))):
-        raise bad_request(
-            "Invalid value for 'tool_choice': expected 'none', 'auto', 'required' or a tool choice object.",
-            param="tool_choice",
-        )
-    parallel = _boolean(body, "parallel_tool_calls", True)
-    functions = [t for t in tools if t["type"] not in WEB_SEARCH_TOOL_TYPES]
-    if functions and choice != "none":
-        kinds = ", ".join(dict.fromkeys(clip(t["type"], 40) for t in functions))
-        raise bad_request(
-            f"Tools are not supported yet by this server (got tools of type {kinds}); "
-            "send no 'tools', or 'tool_choice': 'none'.",
-            param="tools",
-            code="tools_not_supported",
-        )
-    if choice == "required" or isinstance(choice, dict):
-        raise bad_request(
-            "'tool_choice' asks for a tool call, but no tools are available.", param="tool_choice"
-        )
-    return tools, choice, parallel
+    if raw is None:
+        return None, tools
+    if raw in TOOL_CHOICES:
+        return ToolChoice(raw), tools  # type: ignore[arg-type]
+    kind = raw.get("type") if isinstance(raw, dict) else None
+    if isinstance(raw, dict) and kind == "function" and isinstance(raw.get("name"), str):
+        namespace = raw.get("namespace")
+        name = f"{namespace}{NAMESPACE_SEPARATOR}{raw['name']}" if isinstance(namespace, str) else raw["name"]
+        return ToolChoice("named", name), tools
+    if isinstance(raw, dict) and kind == "allowed_tools" and raw.get("mode") in ("auto", "required"):
+        listed = raw.get("tools")
+        if not isinstance(listed, list) or not all(isinstance(t, dict) for t in listed):
+            raise bad_request(
+                "Invalid type for 'tool_choice.tools': expected an array of tool objects.", param="tool_choice.tools"
+            )
+        names = {t.get("name") for t in listed if t.get("type") == "function"}
+        allowed = [t for t in tools if t.name in names]
+        return ToolChoice(raw["mode"]), allowed
+    if isinstance(raw, dict) and kind in WEB_SEARCH_TOOLS and web_search:
+        return ToolChoice("auto"), tools
+    raise bad_request(
+        "Invalid value for 'tool_choice': expected 'none', 'auto', 'required', "
+        '{"type": "function", "name": ...} or {"type": "allowed_tools", ...}.',
+        param="tool_choice",
+    )
 
 
 def _parse_instructions(raw: object) -> list[Message]:
@@ -452,7 +590,11 @@ def _parse_items(items: list[Any], path: str) -> list[Message]:
                 param=param,
             )
         message = parser(item, param)
-        if message is not None:
+        if message is None:
+            continue
+        if kind == "function_call" and messages and messages[-1].role == "assistant":
+            messages[-1].parts.extend(message.parts)  # parallel calls, or calls after the text: one turn
+        else:
             messages.append(message)
     return messages
 
@@ -489,7 +631,7 @@ def _parse_content(content: object, param: str) -> list[Part]:
 
 def _parse_part(part: object, param: str) -> Part | None:
     """A content part: text of any kind (``input_text``, and ``output_text`` / ``refusal`` in
-    assistant history), or an image by URL or data URL; files are refused for now."""
+    assistant history), an image by URL or data URL, or a file (:func:`_parse_file`)."""
     kind = part.get("type") if isinstance(part, dict) else None
     if not isinstance(part, dict):
         raise bad_request(f"Invalid type for '{param}': expected a content part object.", param=param)
@@ -511,40 +653,82 @@ def _parse_part(part: object, param: str) -> Part | None:
             )
         return parse_image_url(url, param)
     if kind == "input_file":
-        raise bad_request(
-            f"File inputs ('input_file' in '{param}') are not supported yet; send the text as 'input_text'.",
-            param=param,
-            code="unsupported_content",
-        )
+        return _parse_file(part, param)
     raise bad_request(
-        f"Unsupported content part type {clip(repr(kind))} in '{param}': supported are input_text and input_image.",
+        f"Unsupported content part type {clip(repr(kind))} in '{param}': supported are input_text, input_image"
+        " and input_file.",
         param=param,
     )
 
 
-def _function_call_item(item: dict[str, Any], param: str) -> Message:
-    """A past function call, as text in the assistant's turn (the other dialects' wording)."""
-    name, arguments = item.get("name"), item.get("arguments")
-    if not isinstance(name, str) or not isinstance(arguments, str):
+def _parse_file(part: dict[str, Any], param: str) -> DocumentPart | ImagePart:
+    """An ``input_file``: ``file_data`` (a data: URL, or bare base64) with its ``filename``, or a
+    ``file_url`` the document middleware downloads. File ids need OpenAI's Files API, which
+    claude2api does not have."""
+    data, url, filename = part.get("file_data"), part.get("file_url"), part.get("filename")
+    if filename is not None and not isinstance(filename, str):
+        raise bad_request(f"Invalid type for '{param}.filename': expected a string.", param=f"{param}.filename")
+    if isinstance(data, str) and data:
+        try:
+            return document_from_data_url(data, filename)
+        except DocumentError as exc:
+            raise bad_request(f"Invalid file in '{param}': {exc}.", param=param) from None
+    if isinstance(url, str) and url:
+        parts = urlsplit(url)
+        if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+            raise bad_request(f"Invalid 'file_url' in '{param}': expected an http(s) URL.", param=f"{param}.file_url")
+        name = filename or parts.path.rsplit("/", 1)[-1] or None
+        return DocumentPart(url=url, filename=safe_filename(name, "application/octet-stream") if name else None)
+    if part.get("file_id") is not None:
         raise bad_request(
-            f"Invalid item '{param}': a function_call needs string 'name' and 'arguments'.", param=param
+            f"Unsupported 'file_id' in '{param}': file ids are not supported, as claude2api has no Files API;"
+            " send the file inline as 'file_data' (a data: URL) with its 'filename', or as a 'file_url'.",
+            param=f"{param}.file_id",
         )
-    return Message("assistant", [TextPart(f"[called tool {name} with {arguments or '{}'}]")])
+    raise bad_request(
+        f"Invalid content part '{param}': 'input_file' needs 'file_data' (a data: URL) or 'file_url'.", param=param
+    )
+
+
+def _function_call_item(item: dict[str, Any], param: str) -> Message:
+    """A past function call, as the neutral call in the assistant's turn (a namespaced one under
+    its flattened name, as the model was offered it)."""
+    name, arguments, call_id = item.get("name"), item.get("arguments"), item.get("call_id")
+    if not isinstance(name, str) or not isinstance(arguments, str) or not isinstance(call_id, str):
+        raise bad_request(
+            f"Invalid item '{param}': a function_call needs string 'call_id', 'name' and 'arguments'.", param=param
+        )
+    namespace = item.get("namespace")
+    if isinstance(namespace, str) and namespace:
+        name = f"{namespace}{NAMESPACE_SEPARATOR}{name}"
+    return Message("assistant", [ToolCall(upstream_call_id(call_id), name, arguments or "{}")])
 
 
 def _function_call_output_item(item: dict[str, Any], param: str) -> Message:
-    """A function's result, as a tool message (text, or content parts)."""
-    output = item.get("output")
+    """A function's result (text, or text and image parts) for the call ``call_id``."""
+    output, call_id = item.get("output"), item.get("call_id")
+    if not isinstance(call_id, str):
+        raise bad_request(f"Missing required parameter: '{param}.call_id'.", param=f"{param}.call_id")
     if isinstance(output, str):
-        parts: list[Part] = [TextPart(output)]
+        content: list[TextPart | ImagePart] = [TextPart(output)] if output else []
     elif isinstance(output, list):
-        parts = _parse_content(output, f"{param}.output")
+        content = []
+        for part in _parse_content(output, f"{param}.output"):
+            if isinstance(part, DocumentPart) and part.text is not None:
+                content.append(TextPart(part.text))  # a text file's content is text to the model
+            elif isinstance(part, TextPart | ImagePart):
+                content.append(part)
+            else:
+                raise bad_request(
+                    f"Unsupported file in '{param}.output': a function's output may hold text, images and text files.",
+                    param=f"{param}.output",
+                )
     else:
         raise bad_request(
             f"Invalid item '{param}': a function_call_output needs an 'output' string or content array.",
             param=f"{param}.output",
         )
-    return Message("tool", parts or [TextPart("")])
+    return Message("tool", [ToolResult(upstream_call_id(call_id), content)])
 
 
 def _reasoning_item(item: dict[str, Any], param: str) -> None:
@@ -603,6 +787,8 @@ class _Renderer:
         self._output: list[dict[str, Any]] = []
         #: The answer text so far (all message items), for the kept history.
         self._answer: list[str] = []
+        #: The calls made (upstream ids, names as the model called them), for the kept history.
+        self._calls: list[ToolCall] = []
         self.web_searches = 0
         self._setup()
 
@@ -623,6 +809,12 @@ class _Renderer:
     def reply_text(self) -> str:
         """The answer as the client got it: what a follow-up's history carries."""
         return "".join(self._answer)
+
+    @property
+    def reply_message(self) -> Message:
+        """The reply as the assistant's turn of a kept history: its text, then its function calls."""
+        parts: list[Part] = [TextPart(self.reply_text)] if self.reply_text or not self._calls else []
+        return Message("assistant", [*parts, *self._calls])
 
     def _piece(self, event: Event) -> tuple[str, str]:
         """(kind, text) for ``event``: ``"reasoning"`` when thinking is shown, else ``"text"``."""
@@ -681,16 +873,22 @@ class _Renderer:
         """claude.ai's search as a ``web_search_call`` item."""
         return {"id": item_id, "type": "web_search_call", "status": status, "action": {"type": "search", "query": query}}
 
-    @staticmethod
-    def _function_call(item_id: str, call: ToolCallStart, arguments: str, status: str) -> dict[str, Any]:
-        return {
+    def _function_call(self, item_id: str, call: ToolCallStart, arguments: str, status: str) -> dict[str, Any]:
+        """A ``function_call`` item: OpenAI's ``call_…`` id; a namespaced tool's own name and its namespace."""
+        namespace, name = self.options.namespaced.get(call.name, (None, call.name))
+        item = {
             "id": item_id,
             "type": "function_call",
             "status": status,
-            "call_id": call.id,
-            "name": call.name,
+            "call_id": openai_call_id(call.id),
+            "name": name,
             "arguments": arguments,
         }
+        if namespace is not None:
+            item["namespace"] = namespace
+        if status == "completed":
+            self._calls.append(ToolCall(call.id, call.name, arguments or "{}"))
+        return item
 
     @staticmethod
     def _reasoning(item_id: str, summary: str) -> dict[str, Any]:
@@ -725,8 +923,8 @@ class ResponsesStream(_Renderer):
     and after a failure).
 
     An output item opens whenever the kind of text (shown reasoning or answer) changes; the reply
-    always ends with a message item, empty if need be. With a JSON ``text.format`` the answer is
-    held back and sent whole at the end, after the JSON check a non-stream response gets too.
+    always ends with a message item, empty if need be (or with function calls). A JSON
+    ``text.format`` is checked upstream of the renderer, by the output guard.
     """
 
     #: A str as a JSON string, as ``_dumps`` writes string values (``ensure_ascii=False``).
@@ -743,7 +941,6 @@ class ResponsesStream(_Renderer):
         self._has_message = False
         self._call: ToolCallStart | None = None  # the open function_call item's call
         self._has_calls = False
-        self._held: list[str] = []  # JSON mode: the answer, sent at the end
         self._annotations: list[dict[str, Any]] = []  # of the open message item
 
     def feed(self, event: Event) -> bytes:
@@ -754,7 +951,7 @@ class ResponsesStream(_Renderer):
                 return (self._start() + self._tool_event(event)).encode()
             return (self._start() + self._search_event(event)).encode()
         kind, text = self._piece(event)
-        out = self._start() + self._add(kind, text)
+        out = self._start() + self._emit(kind, text)
         if self.done:
             out += self._close()
         return out.encode()
@@ -769,7 +966,7 @@ class ResponsesStream(_Renderer):
         """Closing frames, unless already sent (the reply ended by itself or was cut)."""
         if self._closed:
             return b""
-        return (self._start() + self._add("text", self._reply.end()) + self._close()).encode()
+        return (self._start() + self._emit("text", self._reply.end()) + self._close()).encode()
 
     def error_frame(self, message: str, type: str = "server_error", code: str | None = None) -> bytes:
         """``response.failed`` after the 200 went out, with what was produced so far; the end."""
@@ -796,12 +993,6 @@ class ResponsesStream(_Renderer):
         return self._event("response.created", {"response": response}) + self._event(
             "response.in_progress", {"response": response}
         )
-
-    def _add(self, kind: str, text: str) -> str:
-        if kind == "text" and self.options.text_format:
-            self._held.append(text)
-            return ""
-        return self._emit(kind, text)
 
     def _emit(self, kind: str, text: str) -> str:
         """Delta frames for ``text``, opening an item of ``kind`` first if need be."""
@@ -848,7 +1039,8 @@ class ResponsesStream(_Renderer):
 
     def _search_event(self, event: Event) -> str:
         """A ``web_search_call`` item with its in_progress/searching/completed events; a citation
-        as an annotation on the open message item (JSON mode holds its text: no annotations)."""
+        as an annotation on the open message item (none is open while the output guard holds the
+        answer back, as in JSON mode: such text gets no annotations)."""
         if self.done:
             return ""
         if isinstance(event, Citation):
@@ -926,22 +1118,10 @@ class ResponsesStream(_Renderer):
         return out
 
     def _close(self) -> str:
-        """The held-back JSON answer (checked), the last items and the final lifecycle event."""
+        """The last items and the final lifecycle event."""
         self._closed = True
         status = self._status
         out = ""
-        if self.options.text_format:
-            text = "".join(self._held)
-            # A length-truncated reply is not checked: the client capped it (as in non-stream).
-            if status == "completed":
-                try:
-                    text = clean_json(text, self.options.text_format)
-                except APIError as exc:
-                    out += self._close_item("completed")
-                    error = {"code": "server_error", "message": exc.message}
-                    failed = self.response("failed", self._output, error=error)
-                    return out + self._event("response.failed", {"response": failed})
-            out += self._emit("text", text)
         if not self._has_message and not self._has_calls:
             out += self._close_item("completed") + self._open_item("text")
         out += self._close_item(status)
@@ -965,7 +1145,7 @@ class ResponsesCollector(_Renderer):
             self.web_searches += 1
             self._items.append(("web_search_call", [event.query], None))
         elif isinstance(event, Citation):
-            if self._items and self._items[-1][0] == "text" and not self.options.text_format:
+            if self._items and self._items[-1][0] == "text":
                 end = sum(map(len, self._items[-1][1]))
                 self._annotations.setdefault(len(self._items) - 1, []).append(_url_citation(event, end))
         elif isinstance(event, ToolCallStart):
@@ -978,7 +1158,7 @@ class ResponsesCollector(_Renderer):
             self._collect(*self._piece(event))
 
     def result(self) -> dict[str, Any]:
-        """The response body. Raises a 502 :class:`APIError` if JSON mode got no valid JSON."""
+        """The response body (a JSON ``text.format`` was checked upstream, by the output guard)."""
         if not self.done:
             self._collect("text", self._reply.end())
         status = self._status
@@ -997,9 +1177,6 @@ class ResponsesCollector(_Renderer):
             if kind == "web_search_call":
                 output.append(self._search_call(_item_id("ws"), text, "completed"))
                 continue
-            # A length-truncated reply is not checked: the client capped it (OpenAI returns it as is too).
-            if self.options.text_format and status == "completed":
-                text = clean_json(text, self.options.text_format)
             self._answer.append(text)
             status_i = status if i == last_message else "completed"
             output.append(self._message(_item_id("msg"), text, status_i, self._annotations.get(i)))
@@ -1014,9 +1191,9 @@ class ResponsesCollector(_Renderer):
             self._items.append((kind, [text], None))
 
 
-def stored_history(conversation: list[Message], reply: str) -> list[Message]:
-    """What a follow-up continues: the conversation so far plus the reply as an assistant turn."""
-    return [*conversation, Message("assistant", [TextPart(reply)])]
+def stored_history(conversation: list[Message], reply: Message) -> list[Message]:
+    """What a follow-up continues: the conversation so far plus the reply (text and function calls)."""
+    return [*conversation, reply]
 
 
 def deleted_body(response_id: str) -> dict[str, Any]:

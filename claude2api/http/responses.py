@@ -12,10 +12,10 @@ from typing import Any
 
 from aiohttp import web
 
-from claude2api.core.failures import clip
+from claude2api.core.failures import bad_request, clip
 from claude2api.core.jsonutil import compact_json
 from claude2api.core.tokens import estimate_request_tokens
-from claude2api.core.types import ChatRequest
+from claude2api.core.types import ChatRequest, Message
 from claude2api.dialects.base import ReplySpec
 from claude2api.dialects.response_store import StoredResponse, history_size, owner_of
 from claude2api.dialects.responses import (
@@ -48,6 +48,8 @@ async def create_response(request: web.Request) -> web.StreamResponse:
     record.model_label = model_label(services.catalog, asked)
     chat_request, options = parse_responses_request(body, services.catalog)
     record.stream = chat_request.stream
+    if chat_request.tools and not services.settings.tools:
+        raise bad_request("Tool calling is turned off on this server (setting TOOLS=false).", param="tools")
     apply_web_search(chat_request, services.settings, record)
     owner = owner_of(presented_key(request))
     if options.previous_response_id is not None:
@@ -68,11 +70,11 @@ async def create_response(request: web.Request) -> web.StreamResponse:
             request, events, head, renderer, RESPONSES, keepalive_interval=services.settings.keepalive_interval
         )
         if renderer.final is not None:
-            await _keep(services, owner, chat_request, options, renderer.final, renderer.reply_text)
+            await _keep(services, owner, chat_request, options, renderer.final, renderer.reply_message)
         return response
     collector = ResponsesCollector(chat_request.model, options, spec.prompt_tokens, chat_request.max_tokens)
     result = await relay.collect(events, head, collector, record)
-    await _keep(services, owner, chat_request, options, result, collector.reply_text)
+    await _keep(services, owner, chat_request, options, result, collector.reply_message)
     return web.json_response(result, dumps=compact_json)
 
 
@@ -97,7 +99,7 @@ async def _keep(
     chat_request: ChatRequest,
     options: ResponsesOptions,
     response: dict[str, Any],
-    reply: str,
+    reply: Message,
 ) -> None:
     """Keep a finished exchange for follow-ups, unless the client said ``store: false``."""
     if not options.store:
