@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +17,19 @@ import pytest
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon
 
-from support import MODEL
+from support import MODEL, npm_tool
 
 
 def codex_binary() -> str | None:
-    """The Codex CLI binary. TODO(merge): use ``support.npm_tool("codex")`` once scripts/npm-tools
-    lands on main; until then ``CODEX_BIN`` or the copy installed by hand in /tmp/npmtry."""
-    for candidate in (os.environ.get("CODEX_BIN"), "/tmp/npmtry/node_modules/.bin/codex"):
-        if candidate and Path(candidate).exists() and shutil.which("node"):
-            return candidate
-    return None
+    """The Codex CLI binary scripts/npm-tools installed (the test command runs it), or ``None``."""
+    binary = npm_tool("codex")
+    return None if binary is None else str(binary)
 
 
 async def run_codex(daemon: Daemon, tmp_path: Path, prompt: str) -> tuple[str, str]:
     binary = codex_binary()
     if binary is None:
-        pytest.skip("Codex CLI is not installed (needs node and the npm package @openai/codex)")
+        pytest.skip("Codex CLI is not installed: needs node/npm and scripts/npm-tools (run by scripts/test)")
     home = tmp_path / "home"
     (home / ".codex").mkdir(parents=True)
     work = tmp_path / "work"

@@ -10,7 +10,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +21,7 @@ from pydantic import BaseModel
 from claude2api.testing import FakeClaude
 from claude2api.testing.daemon import Daemon
 
-from support import MODEL, raw_post, sdk
+from support import MODEL, npm_tool, raw_post, sdk
 
 WEATHER_SCHEMA = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TIME_SCHEMA = {"type": "object", "properties": {"tz": {"type": "string"}}, "required": ["tz"]}
@@ -509,18 +508,15 @@ async def test_litellm_tool_calls(fake: FakeClaude, daemon: Daemon, prefix: str)
 
 
 def claude_code() -> str | None:
-    """The Claude Code binary. TODO(merge): use ``support.npm_tool("claude")`` once scripts/npm-tools
-    lands on main; until then the copy installed by hand in /tmp/npmtry, or ``CLAUDE_CODE_BIN``."""
-    for candidate in (os.environ.get("CLAUDE_CODE_BIN"), "/tmp/npmtry/node_modules/.bin/claude"):
-        if candidate and Path(candidate).exists() and shutil.which("node"):
-            return candidate
-    return None
+    """The Claude Code binary scripts/npm-tools installed (the test command runs it), or ``None``."""
+    binary = npm_tool("claude")
+    return None if binary is None else str(binary)
 
 
 async def test_claude_code_tool_loop(fake: FakeClaude, daemon: Daemon, tmp_path: Path) -> None:
     binary = claude_code()
     if binary is None:
-        pytest.skip("Claude Code is not installed (needs node and the npm package)")
+        pytest.skip("Claude Code is not installed: needs node/npm and scripts/npm-tools (run by scripts/test)")
     notes = tmp_path / "notes.txt"
     notes.write_text("the secret word is pelican\n")
     read = json.dumps({"file_path": str(notes)})
