@@ -157,7 +157,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.time) ->
             await janitor.close()
             await pool.close()
             await egresses.close()
-            await images.close()
+            await app[SERVICES].http.close()  # the one in use (a test may swap it)
 
     app.cleanup_ctx.append(services_ctx)
     app.on_response_prepare.append(add_common_headers)
