@@ -203,4 +203,5 @@ def _install_root_handler(stream: TextIO, formatter: logging.Formatter, level: i
 
 def get_logger(name: str) -> FilteringBoundLogger:
     """A structlog logger whose lines carry ``logger=name``, like stdlib records do."""
-    return structlog.get_logger(name)
+    logger: FilteringBoundLogger = structlog.get_logger(name)  # structlog types it Any
+    return logger

@@ -15,18 +15,18 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 
-# A venv's python/ruff stand-in: logs "<venv dir> <tool> <args>" and succeeds.
+# A venv's python/ruff/mypy stand-in: logs "<venv dir> <tool> <args>" and succeeds.
 VENV_TOOL = """#!/bin/sh
 venv=$(cd "$(dirname "$0")/.." && pwd -P)
 echo "$venv $(basename "$0") $*" >> "$CALL_LOG"
 """
 
-# python3 stand-in: `python3 -m venv DIR` makes DIR/bin/{python,ruff} stand-ins.
+# python3 stand-in: `python3 -m venv DIR` makes DIR/bin/{python,ruff,mypy} stand-ins.
 PYTHON3 = """#!/bin/sh
 echo "python3 $*" >> "$CALL_LOG"
 if [ "$1 $2" = "-m venv" ]; then
     mkdir -p "$3/bin"
-    for tool in python ruff; do
+    for tool in python ruff mypy; do
         cp "$VENV_TOOL" "$3/bin/$tool" && chmod +x "$3/bin/$tool"
     done
 fi
@@ -52,6 +52,7 @@ def test_scripts_test_uses_its_own_venv_and_leaves_the_demo_alone(tmp_path: Path
     # The demo's environment as the README's first command leaves it.
     _script(tree / ".venv" / "bin" / "python", DEMO_PYTHON)
     _script(tree / ".venv" / "bin" / "ruff", DEMO_PYTHON)
+    _script(tree / ".venv" / "bin" / "mypy", DEMO_PYTHON)
     demo_before = _snapshot(tree / ".venv")
 
     stubs = tmp_path / "stubs"
@@ -75,7 +76,7 @@ def test_scripts_test_uses_its_own_venv_and_leaves_the_demo_alone(tmp_path: Path
     assert not [c for c in calls if re.fullmatch(r"python3 -m venv \.?/?\.venv/?", c)], calls
     assert _snapshot(tree / ".venv") == demo_before
 
-    # ...and it really ran: an editable install with the test extra, ruff and pytest, all from one
+    # ...and it really ran: an editable install with the test extra, ruff, mypy and pytest, all from one
     # venv of its own inside the checkout, then the SDK lanes.
     test_venv = {c.split(" ", 1)[0] for c in calls if c.startswith(str(tree.resolve()))}
     assert len(test_venv) == 1, calls
@@ -84,7 +85,9 @@ def test_scripts_test_uses_its_own_venv_and_leaves_the_demo_alone(tmp_path: Path
     tools = [c.split(" ", 1)[1] for c in calls if c.startswith(str(venv_dir) + " ")]
     assert "python -m pip install --quiet -e .[test]" in tools
     assert "ruff check ." in tools
-    assert any(t.startswith("python -m pytest") for t in tools)
+    assert "mypy " in tools  # no arguments: [tool.mypy] names the package
+    pytest_at = next(i for i, t in enumerate(tools) if t.startswith("python -m pytest"))
+    assert tools.index("ruff check .") < tools.index("mypy ") < pytest_at
     assert calls[-1] == "sdk-lanes"
     assert calls.index("npm-tools") < next(i for i, c in enumerate(calls) if "-m pytest" in c)  # CLI clients first
     # The test venv is ignored by git (and so by ruff), like the demo's.

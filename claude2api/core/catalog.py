@@ -465,8 +465,9 @@ def _selector_thinking(thinking: dict[str, Any]) -> tuple[ThinkingType, tuple[st
     mode-only model, as the legacy list names Haiku's mode). The default effort is the option marked
     ``recommended`` or carrying a ``badge``.
     """
+    raw_type = thinking.get("type")
     try:
-        kind = ThinkingType(thinking.get("type"))
+        kind = ThinkingType(raw_type) if isinstance(raw_type, str) else ThinkingType.NONE
     except ValueError:
         kind = ThinkingType.NONE
     if kind is ThinkingType.NONE:
@@ -494,8 +495,9 @@ def _selector_thinking(thinking: dict[str, Any]) -> tuple[ThinkingType, tuple[st
 
 def _legacy_models(account: object, org_uuid: str | None) -> list[ModelCapabilities]:
     memberships = _items(account.get("memberships")) if isinstance(account, dict) else []
-    orgs = [m.get("organization") for m in memberships if isinstance(m, dict)]
-    orgs = [o for o in orgs if isinstance(o, dict)]
+    orgs: list[dict[str, Any]] = [
+        org for m in memberships if isinstance(m, dict) and isinstance(org := m.get("organization"), dict)
+    ]
     if org_uuid is not None:
         orgs = [o for o in orgs if o.get("uuid") == org_uuid]
     found: dict[str, ModelCapabilities] = {}
@@ -751,8 +753,8 @@ class ModelCatalog:
         if base == "default":
             return self._base[0]
         if base == "best":
-            for family in _BEST_FAMILIES:
-                if newest := self._newest(family):
+            for best in _BEST_FAMILIES:
+                if newest := self._newest(best):
                     return newest
             return self._base[0]
         family = _FAMILY_ALIASES.get(base)

@@ -78,7 +78,8 @@ def location_text(raw: Any) -> str | None:
     possibly under ``approximate``) as one short line, or ``None``."""
     if not isinstance(raw, dict):
         return None
-    inner = raw.get("approximate") if isinstance(raw.get("approximate"), dict) else raw
+    approximate = raw.get("approximate")
+    inner: dict[str, Any] = approximate if isinstance(approximate, dict) else raw
     parts = [inner.get(key) for key in ("city", "region", "country")]
     text = ", ".join(p.strip()[:80] for p in parts if isinstance(p, str) and p.strip())
     timezone = inner.get("timezone")

@@ -694,7 +694,7 @@ class AnthropicStream(_Renderer):
         if self._started:
             return ""
         self._started = True
-        message = {
+        message: dict[str, Any] = {
             "id": self.id,
             "type": "message",
             "role": "assistant",

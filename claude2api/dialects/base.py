@@ -71,7 +71,7 @@ def without_lone_surrogates(parsed: Any) -> Any:
         return value
 
     root = [parsed]
-    pending: list[Any] = [root]
+    pending: list[object] = [root]
     seen: set[int] = set()  # a shared (or, from a direct caller, cyclic) node is done once
     while pending:
         node = pending.pop()
@@ -85,7 +85,8 @@ def without_lone_surrogates(parsed: Any) -> Any:
             node.clear()
             node.update(items)
         else:
-            for name in _field_names(type(node)):
+            dataclass_type: type = type(node)  # as a plain `type`, mypy sees it is hashable (a cache key)
+            for name in _field_names(dataclass_type):
                 value = getattr(node, name)
                 if (new := fixed(value)) is not value:
                     object.__setattr__(node, name, new)

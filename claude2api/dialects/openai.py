@@ -208,7 +208,7 @@ def _parse_tool_choice(raw: object, param: str) -> ToolChoice | None:
     if raw is None:
         return None
     if raw in ("none", "auto", "required"):
-        return ToolChoice(raw)  # type: ignore[arg-type]
+        return ToolChoice(raw)
     if isinstance(raw, dict):
         function = raw.get("function") if raw.get("type") == "function" else raw  # legacy: {"name": ...}
         name = function.get("name") if isinstance(function, dict) else None
@@ -304,13 +304,14 @@ def _parse_response_format(raw: object) -> tuple[str | None, list[str]]:
     """The JSON mode asked for and the prompt instructions that emulate it (claude.ai has no such knob)."""
     if raw is None:
         return None, []
-    kind = raw.get("type") if isinstance(raw, dict) else None
+    fields: dict[str, Any] = raw if isinstance(raw, dict) else {}  # not an object: no type, refused below
+    kind = fields.get("type")
     if kind == "text":
         return None, []
     if kind == "json_object":
         return kind, [json_format_instruction(None)]
     if kind == "json_schema":
-        spec = raw.get("json_schema")
+        spec = fields.get("json_schema")
         if not isinstance(spec, dict):
             raise bad_request(
                 "Invalid type for 'response_format.json_schema': expected an object.",
@@ -345,8 +346,7 @@ def _parse_message(raw: object, i: int) -> Message:
     if not isinstance(raw, dict):
         raise bad_request(f"Invalid type for 'messages[{i}]': expected an object.", param=f"messages[{i}]")
     name = raw.get("role")
-    role = _ROLES.get(name) if isinstance(name, str) else None
-    if role is None:
+    if not isinstance(name, str) or (role := _ROLES.get(name)) is None:
         raise bad_request(
             f"Invalid value for 'messages[{i}].role': expected one of {', '.join(_ROLES)}.",
             param=f"messages[{i}].role",
@@ -411,15 +411,16 @@ def _parse_content(content: object, i: int, *, null_ok: bool) -> list[Part]:
 
 def _parse_part(part: object, param: str) -> Part:
     """A content part; ``refusal`` parts (assistant history) count as text."""
-    kind = part.get("type") if isinstance(part, dict) else None
+    fields: dict[str, Any] = part if isinstance(part, dict) else {}  # not an object: no type, refused below
+    kind = fields.get("type")
     if kind in ("text", "refusal"):
-        text = part.get(kind)  # type: ignore[union-attr]
+        text = fields.get(kind)
         if isinstance(text, str):
             return TextPart(text)
     elif kind == "file":
-        return _parse_file(part.get("file"), param)  # type: ignore[union-attr]
+        return _parse_file(fields.get("file"), param)
     elif kind == "image_url":
-        image = part.get("image_url")  # type: ignore[union-attr]
+        image = fields.get("image_url")
         url = image.get("url") if isinstance(image, dict) else image  # a bare string from some clients
         if isinstance(url, str):
             return parse_image_url(url, param)

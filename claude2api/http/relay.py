@@ -106,7 +106,8 @@ def chat_context(request: web.Request, chat_request: ChatRequest, dialect: str) 
 
 async def start(ctx: ChatContext) -> tuple[AsyncGenerator[Event, None], list[Event]]:
     """Run the chain up to its first content event; anything failing before that raises."""
-    events: AsyncGenerator[Event, None] = ctx.internal.chain(ctx)
+    # ChatHandler promises an AsyncIterator; every chain is an async generator (aclose() below relies on it).
+    events: AsyncGenerator[Event, None] = ctx.internal.chain(ctx)  # type: ignore[assignment]
     head: list[Event] = []
     try:
         async for event in events:

@@ -31,7 +31,7 @@ def thinking_plan(ctx: ChatContext) -> ThinkingPlan:
 
 
 def _capabilities(ctx: ChatContext, model_id: str) -> ModelCapabilities:
-    own = getattr(ctx.session, "models", None) or ()
+    own = (ctx.session.models if ctx.session is not None else None) or ()
     for caps in own:
         if caps.id == model_id:
             return caps

@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
-from claude2api.accounts.pool import NoSessionAvailable
+from claude2api.accounts.pool import NoSessionAvailable, Session
 from claude2api.core.failures import (
     CLIENT_ERRORS,
     APIError,
@@ -56,16 +56,17 @@ def retry_over_sessions_factory(settings: Any) -> ChatMiddleware:
         pool = services.pool
         model = ctx.request.upstream_model
         failures: list[UpstreamError] = []
-        tried: set[Any] = set()
-        mirror = ctx.mirror_session is not None
+        tried: set[Session] = set()
+        mirror_session = ctx.mirror_session
+        mirror = mirror_session is not None
         # Only the accounts whose model list has the model (None: any; the pool says when none does).
         allowed = None if mirror or model is None else services.catalog.accounts_for(model)
         deadline = asyncio.timeout(ctx.settings.request_deadline)
         try:
             async with deadline:
                 for _ in range(1 if mirror else attempts_max):
-                    if mirror:
-                        session = ctx.mirror_session
+                    if mirror_session is not None:
+                        session = mirror_session
                     else:
                         try:
                             session = await pool.acquire(model, tried, ctx.settings.session_wait_timeout, allowed)

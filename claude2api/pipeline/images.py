@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
+import aiohttp
 from yarl import URL
 
 from claude2api.core.failures import APIError
@@ -77,7 +78,15 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
     return fetch_images
 
 
-async def _fetch_or_400(fetch: Any, session: Any, url: str, budget: ByteBudget) -> tuple[str, bytes]:
+class _Fetch(Protocol):
+    """:func:`fetch_image` with the settings' limits bound."""
+
+    async def __call__(self, session: aiohttp.ClientSession, url: str, *, budget: ByteBudget) -> tuple[str, bytes]: ...
+
+
+async def _fetch_or_400(
+    fetch: _Fetch, session: aiohttp.ClientSession, url: str, budget: ByteBudget
+) -> tuple[str, bytes]:
     try:
         return await fetch(session, url, budget=budget)
     except ImageFetchError as exc:

@@ -39,6 +39,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 
 from claude2api.testing.fake_claude import FakeClaude, fixture_bytes
 
@@ -255,7 +256,7 @@ class CloudflareFront:
         return web.Response(status=403, body=fixture_bytes("error-403-cloudflare-challenge.html"), headers=headers)
 
     @web.middleware
-    async def _gate(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+    async def _gate(self, request: web.Request, handler: Handler) -> web.StreamResponse:
         peer = request.transport.get_extra_info("peername") if request.transport else None
         hello = self._by_port.get(peer[1]) if peer else None
         cookies = request.cookies

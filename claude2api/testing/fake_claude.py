@@ -808,7 +808,8 @@ def _tool_directives(text: str) -> list[_Directive]:
     seen: dict[tuple[str, str], int] = {}
     decoder = json.JSONDecoder()
     for match in _TOOL_DIRECTIVE.finditer(text):
-        pos, args = match.end(), {}
+        pos = match.end()
+        args: dict[str, Any] = {}
         if text.startswith("{", pos):
             try:
                 args, pos = decoder.raw_decode(text, pos)
@@ -949,7 +950,7 @@ def _ping_comment(clock: Callable[[], float], newline: str) -> bytes:
 
 
 def _tool_use_start(index: int, call_id: str, name: str, now: str, **overrides: Any) -> dict[str, Any]:
-    block = {
+    block: dict[str, Any] = {
         "start_timestamp": now,
         "stop_timestamp": None,
         "flags": None,
@@ -973,7 +974,7 @@ def _tool_use_start(index: int, call_id: str, name: str, now: str, **overrides: 
 
 
 def _tool_result_start(index: int, call_id: str, name: str, now: str, **overrides: Any) -> dict[str, Any]:
-    block = {
+    block: dict[str, Any] = {
         "start_timestamp": now,
         "stop_timestamp": None,
         "flags": None,

@@ -43,7 +43,8 @@ def classify_response(
     error = _error_object(body)
     etype = str(error.get("type") or "")
     message = str(error.get("message") or "")
-    details = error.get("details") if isinstance(error.get("details"), dict) else {}
+    raw_details = error.get("details")
+    details: dict[str, Any] = raw_details if isinstance(raw_details, dict) else {}
     code = str(details.get("error_code") or error.get("code") or "")
     summary = _summary(status, etype, message)
 

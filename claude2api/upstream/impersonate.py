@@ -51,9 +51,12 @@ from claude2api.upstream.transport import (
 try:
     from curl_cffi import CurlError, CurlOpt
     from curl_cffi.requests import AsyncSession, RequestsError
+    from curl_cffi.requests import Response as CurlResponse
     from curl_cffi.requests.impersonate import BrowserType
+
+    _HAVE_CURL = True
 except ImportError:  # the optional extra is not installed
-    AsyncSession = None
+    _HAVE_CURL = False
 
 #: curl error codes worth a word in the message; the rest show as "curl error N".
 _CURL_CODES = {
@@ -72,7 +75,7 @@ _CURL_CODES = {
 
 def available() -> bool:
     """Whether curl_cffi is installed (``UPSTREAM_TRANSPORT=auto`` picks this transport then)."""
-    return AsyncSession is not None
+    return _HAVE_CURL
 
 
 def check_profile(name: str) -> str:
@@ -107,7 +110,7 @@ class ImpersonateTransport(UpstreamTransport):
     ) -> None:
         """``ca_file`` replaces the system trust store (tests pass their CA); ``max_clients`` bounds
         the concurrent transfers (curl handles) of this egress."""
-        if AsyncSession is None:
+        if not _HAVE_CURL:
             raise RuntimeError("the impersonating transport needs curl_cffi: pip install 'claude2api[impersonate]'")
         check_proxy(proxy)
         self.profile = check_profile(profile)
@@ -121,11 +124,11 @@ class ImpersonateTransport(UpstreamTransport):
             # curl's own stall guard (whole seconds) backs up ours, so an abandoned transfer ends too.
             options[CurlOpt.LOW_SPEED_LIMIT] = 1
             options[CurlOpt.LOW_SPEED_TIME] = max(1, math.ceil(timeouts.read))
-        self._session = AsyncSession(
+        self._session: AsyncSession[CurlResponse] = AsyncSession(
             impersonate=self.profile,
             proxy=proxy,
-            verify=ca_file if ca_file else True,
-            timeout=None,
+            verify=ca_file if ca_file else True,  # type: ignore[arg-type]  # curl_cffi takes a CA path too
+            timeout=None,  # type: ignore[arg-type]  # None is curl_cffi's "no total timeout"; ours are above
             allow_redirects=False,
             trust_env=False,
             discard_cookies=True,
@@ -134,7 +137,7 @@ class ImpersonateTransport(UpstreamTransport):
             curl_options=options,
         )
 
-    async def _open(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> Any:
+    async def _open(self, method: str, url: str, headers: dict[str, str], data: bytes | None) -> CurlResponse:
         """Send the request and wait for the response head (the first-byte part of the read timeout)."""
         budget = None
         if self.timeouts.read is not None:
@@ -202,7 +205,7 @@ class ImpersonateTransport(UpstreamTransport):
 
 
 class _CurlStream(Stream):
-    def __init__(self, transport: ImpersonateTransport, rsp: Any, jar: AccountCookies | None) -> None:
+    def __init__(self, transport: ImpersonateTransport, rsp: CurlResponse, jar: AccountCookies | None) -> None:
         self._transport = transport
         self._rsp = rsp
         self.status = int(rsp.status_code)
@@ -212,7 +215,7 @@ class _CurlStream(Stream):
         self.finished = False
 
     async def chunks(self) -> AsyncIterator[bytes]:
-        content = self._rsp.aiter_content()
+        content = self._rsp.aiter_content()  # type: ignore[no-untyped-call]  # unannotated in curl_cffi
         read = self._transport.timeouts.read
         try:
             while True:

@@ -16,7 +16,7 @@ import math
 import time
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 from claude2api.accounts import statefile
 from claude2api.accounts.pool import SessionPool
@@ -83,7 +83,8 @@ class Cleanup:
             and isinstance(attempts, int)
             and not isinstance(attempts, bool)
             and 0 <= attempts <= 1000
-            and all(_finite(v) for v in (next_at, expires_at))
+            and _finite(next_at)
+            and _finite(expires_at)
         ):
             return None
         delay = min(max(0.0, float(next_at) - wall_now), MAX_BACKOFF_SECONDS)
@@ -303,7 +304,8 @@ class Janitor:
             self.pool.state.changed()
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: object) -> TypeGuard[float]:
+    """A finite int or float (not a bool): what the state file's times must be."""
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 

@@ -218,9 +218,9 @@ class SearchStreamTranslator(StreamTranslator):
         delta = frame.get("delta") or {}
         dtype = delta.get("type")
         if dtype == "input_json_delta":
-            pieces = self._pieces.get(frame.get("index", -1))
-            if pieces is not None and isinstance(delta.get("partial_json"), str):
-                pieces.append(delta["partial_json"])
+            json_pieces = self._pieces.get(frame.get("index", -1))
+            if json_pieces is not None and isinstance(delta.get("partial_json"), str):
+                json_pieces.append(delta["partial_json"])
         elif dtype == "citation_start_delta":
             citation = delta.get("citation")
             if isinstance(citation, dict) and isinstance(citation.get("url"), str):
