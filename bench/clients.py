@@ -23,17 +23,26 @@ from dataclasses import dataclass, field
 import aiohttp
 
 from claude2api.core.catalog import ModelCatalog
-from claude2api.core.types import Message, TextPart, UpstreamTurn
+from claude2api.core.tools import tool_wire
+from claude2api.core.types import Message, TextPart, ToolDefinition, UpstreamTurn
 from claude2api.pipeline.transcript import build_prompt
 from claude2api.upstream import browser
 from claude2api.upstream.protocol import TurnOptions, generation
 
-from .fake_server import delta_texts
+from .fake_server import delta_texts, tool_fragments
 
 _now = time.perf_counter_ns
 _CATALOG = ModelCatalog()
 MODEL = _CATALOG.default
 UPSTREAM_MODEL = _CATALOG.resolve(MODEL).upstream
+
+
+#: The client tools of the tool-call scenario: ``bench_0``, ``bench_1``, ... with one string argument.
+_TOOL_SCHEMA = {"type": "object", "properties": {"k": {"type": "string"}}, "required": ["k"]}
+
+
+def tool_names(calls: int) -> list[str]:
+    return [f"bench_{i}" for i in range(calls)]
 
 
 def directive(deltas: int, pace_ms: float = 0.0, **extra: object) -> str:
@@ -55,6 +64,9 @@ class StreamResult:
     times: list[int] = field(default_factory=list)  # arrival of each content event
     reads: int = 0  # body reads that carried at least one content event
     text: list[str] = field(default_factory=list)
+    #: Tool turns: each call's name and argument fragments, in call order, and the finish reason.
+    calls: list[tuple[str, list[str]]] = field(default_factory=list)
+    finish: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,6 +88,11 @@ class StreamResult:
 
     def text_matches(self, deltas: int) -> bool:
         return "".join(self.text) == "".join(delta_texts(deltas))
+
+    def calls_match(self, calls: int, deltas: int) -> bool:
+        """Every scripted call, with its name and exactly its arguments, and nothing else."""
+        wanted = "".join(tool_fragments(deltas))
+        return [(name, "".join(parts)) for name, parts in self.calls] == [(n, wanted) for n in tool_names(calls)]
 
 
 def new_session(sock_read: float | None = 120.0) -> aiohttp.ClientSession:
@@ -178,6 +195,60 @@ class DirectClient:
         self._background(self._call("DELETE", conv, "", {"uuid": conv}))
         return result
 
+    async def tool_stream(self, content: str, calls: int) -> StreamResult:
+        """One tool turn as the daemon runs it upstream: the completion carries the client tools; the
+        first comment ping after a ``tool_use`` block ends the turn (``t_end``), then ``stop_response``
+        and ``DELETE``. ``t_first`` is the first ``tool_use`` block start, ``times`` the fragments."""
+        conv = str(uuid.uuid4())
+        prompt, _ = build_prompt([Message("user", [TextPart(content)])])
+        tools = [tool_wire(ToolDefinition(name, "A bench tool.", _TOOL_SCHEMA)) for name in tool_names(calls)]
+        options = TurnOptions(model=UPSTREAM_MODEL, tools=tools)
+        body = generation("2026").completion_body(UpstreamTurn(prompt=prompt), options)
+        headers = self._headers(self.key, f"/chat/{conv}", accept="text/event-stream")
+        result = StreamResult(t_start=_now())
+        blocks: dict[int, list[str]] = {}
+        paused = False
+        try:
+            async with self.http.post(self._url(conv, "/completion"), json=body, headers=headers) as resp:
+                result.t_headers = _now()
+                if resp.status != 200:
+                    result.error, result.t_error = f"HTTP {resp.status}", _now()
+                    return result
+                tail = b""
+                async for chunk in resp.content.iter_any():
+                    t = _now()
+                    frames = (tail + chunk).split(b"\n\n")
+                    tail = frames.pop()
+                    before = len(result.times)
+                    for raw in frames:
+                        if raw.startswith(b":"):
+                            if paused:
+                                result.t_end, result.finish = t, "tool_use"
+                            continue
+                        frame = json.loads(raw[raw.index(b"data: ") + 6 :])
+                        kind = frame.get("type")
+                        if kind == "content_block_start" and frame["content_block"].get("type") == "tool_use":
+                            result.t_first = result.t_first or t
+                            blocks[frame["index"]] = []
+                            result.calls.append((frame["content_block"]["name"], blocks[frame["index"]]))
+                        elif kind == "content_block_delta" and frame["index"] in blocks:
+                            result.times.append(t)
+                            blocks[frame["index"]].append(frame["delta"]["partial_json"])
+                        elif kind == "content_block_stop" and frame["index"] in blocks:
+                            paused = True
+                        elif kind == "error":
+                            result.error, result.t_error = "error frame", t
+                    if len(result.times) > before:
+                        result.reads += 1
+                    if result.t_end:
+                        resp.close()
+                        break
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result.error, result.t_error = type(exc).__name__, _now()
+        await self._call("POST", conv, "/stop_response")
+        self._background(self._call("DELETE", conv, "", {"uuid": conv}))
+        return result
+
     async def _call(self, method: str, conv: str, tail: str, body: object = None) -> None:
         headers = self._headers(self.key, f"/chat/{conv}")
         try:
@@ -243,6 +314,51 @@ class ProxiedClient:
                         resp.close()
                         result.t_error = _now()
                         break
+        except (TimeoutError, aiohttp.ClientError) as exc:
+            result.error, result.t_error = type(exc).__name__, _now()
+        return result
+
+    async def tool_stream(self, content: str, calls: int) -> StreamResult:
+        """One streamed OpenAI chat turn with ``tools``: ``t_first`` is the first ``delta.tool_calls``,
+        ``times`` the argument fragments, ``t_end`` the ``[DONE]``."""
+        tools = [
+            {"type": "function", "function": {"name": name, "description": "A bench tool.", "parameters": _TOOL_SCHEMA}}
+            for name in tool_names(calls)
+        ]
+        body = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content": content}], "tools": tools}
+        result = StreamResult(t_start=_now())
+        try:
+            async with self.http.post(self.url, json=body, headers=self.headers) as resp:
+                result.t_headers = _now()
+                if resp.status != 200:
+                    result.error = f"HTTP {resp.status}: {(await resp.text())[:200]}"
+                    result.t_error = _now()
+                    return result
+                reader = _Reader()
+                async for chunk in resp.content.iter_any():
+                    t = _now()
+                    before = len(result.times)
+                    for data in reader.feed(chunk):
+                        if data == b"[DONE]":
+                            result.t_end = t
+                            continue
+                        frame = json.loads(data)
+                        choices = frame.get("choices")
+                        if not choices:
+                            if "error" in frame:
+                                result.error, result.t_error = frame["error"].get("message", "error"), t
+                            continue
+                        result.finish = choices[0].get("finish_reason") or result.finish
+                        for call in choices[0]["delta"].get("tool_calls") or ():
+                            result.t_first = result.t_first or t
+                            if call["index"] == len(result.calls):
+                                result.calls.append((call["function"]["name"], []))
+                            arguments = call["function"].get("arguments")
+                            if arguments:
+                                result.times.append(t)
+                                result.calls[call["index"]][1].append(arguments)
+                    if len(result.times) > before:
+                        result.reads += 1
         except (TimeoutError, aiohttp.ClientError) as exc:
             result.error, result.t_error = type(exc).__name__, _now()
         return result

@@ -10,6 +10,14 @@ and a proxied run script the fake identically. Keys:
 ``stall_after`` after this many deltas, pause ``stall_s`` seconds once (an upstream stall)
 ``stall_s``     length of that pause
 ``tag``         a name to look the conversation up by on the control port
+``calls``       tool turns only: ``tool_use`` blocks per turn (default 1)
+
+A completion whose body carries client tools (``tools`` entries without a ``type``) is a tool turn
+(docs/protocol.md §6.2): ``message_start``, then ``calls`` ``tool_use`` blocks naming the declared
+tools in turn, each with ``deltas`` ``input_json_delta`` fragments (:func:`tool_fragments`, paced
+like text deltas), then one comment ping at once, as claude.ai does when it starts waiting for the
+results; the response then stays open (a ping a second) until ``stop_response``, the client's
+disconnect or :data:`TOOL_HOLD_S`.
 
 Hooks used, all from outside the fake: ``reply_factory`` (parses the directive), ``calls``
 (replaced by a recorder that timestamps ``stop_response`` and ``DELETE`` and keeps no bodies) and
@@ -56,6 +64,7 @@ class Script:
     stall_after: int | None = None
     stall_s: float = 0.0
     tag: str | None = None
+    calls: int = 1
 
     @classmethod
     def parse(cls, prompt: str) -> Script:
@@ -75,12 +84,26 @@ class Script:
                 script.stall_s = float(value)
             elif key == "tag":
                 script.tag = value
+            elif key == "calls":
+                script.calls = int(value)
         return script
 
 
 def delta_texts(n: int) -> list[str]:
     """The text deltas of a scripted reply; the client checks the relayed text against them."""
     return [f"t{i} " for i in range(n)]
+
+
+def tool_fragments(n: int) -> list[str]:
+    """The ``partial_json`` fragments of one scripted tool call: together ``{"k":"t0 t1 … "}``."""
+    pieces = [f"t{i} " for i in range(n)]
+    pieces[0] = '{"k":"' + pieces[0]
+    pieces[-1] += '"}'
+    return pieces
+
+
+#: How long a tool turn stays open waiting for results (a bench client stops it long before).
+TOOL_HOLD_S = 60.0
 
 
 @dataclass
@@ -175,7 +198,64 @@ def install(fake: FakeClaude) -> CallRecorder:
             await asyncio.sleep(delay)
 
     fake_claude._pause = pause  # type: ignore[assignment]
+    original_2026 = fake._completion_2026
+
+    async def completion_2026(
+        request: web.Request, conv: Any, turn: Any, framing: Any, reply: Reply
+    ) -> web.StreamResponse | None:
+        body = request[fake_claude._CALL].json
+        names = [t["name"] for t in body.get("tools") or () if isinstance(t, dict) and "type" not in t]
+        if not names or turn.legacy:
+            return await original_2026(request, conv, turn, framing, reply)
+        return await _tool_turn(fake, request, conv, turn, framing, Script.parse(body["prompt"]), names)
+
+    fake._completion_2026 = completion_2026  # type: ignore[method-assign]
     return recorder
+
+
+async def _tool_turn(
+    fake: FakeClaude, request: web.Request, conv: Any, turn: Any, framing: Any, script: Script, names: list[str]
+) -> web.StreamResponse:
+    """Stream ``script.calls`` client tool calls, ping, and hold the response open (docs/protocol.md §6.2)."""
+    resp = web.StreamResponse(headers={"content-type": "text/event-stream; charset=utf-8", "cache-control": "no-cache"})
+    await resp.prepare(request)
+    wire = fake_claude._Wire(resp, framing)
+    stop = fake._live[conv.uuid] = asyncio.Event()
+    delay = script.pace_ms / 1000
+    now = fake._now_iso()
+    open_block = None
+    try:
+        await wire.send(turn.start)
+        for index in range(script.calls):
+            call_id = fake_claude._tool_id()
+            await wire.send(fake_claude._tool_use_start(index, call_id, names[index % len(names)], now))
+            open_block = index
+            for piece in tool_fragments(script.deltas):
+                await fake_claude._pause(stop, delay)
+                if stop.is_set():
+                    break
+                await wire.send(fake_claude._delta(index, {"type": "input_json_delta", "partial_json": piece}))
+            if stop.is_set():
+                break
+            await wire.send(turn._block_stop(index))
+            open_block = None
+        deadline = time.monotonic() + TOOL_HOLD_S
+        while not stop.is_set() and time.monotonic() < deadline:
+            await resp.write(fake_claude._ping_comment(fake.clock, "\n"))
+            try:
+                await asyncio.wait_for(stop.wait(), 1.0)
+            except TimeoutError:
+                pass
+        tail = turn.cancel(open_block) if stop.is_set() else turn._finish("tool_use")
+        for frame in tail:
+            await wire.send(frame)
+        await resp.write_eof()
+    except ConnectionResetError:
+        pass
+    finally:
+        if fake._live.get(conv.uuid) is stop:
+            del fake._live[conv.uuid]
+    return resp
 
 
 def control_app(recorder: CallRecorder) -> web.Application:

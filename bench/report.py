@@ -214,6 +214,19 @@ def rows(results: dict) -> list[list[str]]:
             _fmt(sm["proxied_stall_to_error_ms"]),
             _fmt(sm["added_stall_to_error_ms"]),
         )
+    t = results.get("tools")
+    if t:
+        sm, m = t["summary"], t["first_call_to_finish_ms"]
+        label = f"tool turns, {t['calls']} calls x {t['deltas']} fragments"
+        cpu = sm["daemon_cpu_us_per_event"]
+        add(f"{label}: relay CPU per fragment (us)", "0", _fmt(cpu, 1), _fmt(cpu, 1))
+        for q in ("p50", "p99"):
+            add(
+                f"{label}: first call -> finish {q} (ms)",
+                _fmt(m["direct"][q]),
+                _fmt(m["proxied"][q]),
+                _fmt(m["added"][q]),
+            )
     return out
 
 

@@ -1,6 +1,6 @@
 """claude2api benchmark: what the daemon adds between a client and claude.ai.
 
-    .venv/bin/python bench/run.py [--quick] [--scenarios 1,2,3,4] [--json PATH] [--loop uvloop|asyncio]
+    .venv/bin/python bench/run.py [--quick] [--scenarios 1,2,3,4,5] [--json PATH] [--loop uvloop|asyncio]
         [--transport aiohttp|impersonate]
 
 Starts the fake claude.ai (``bench/fake_server.py``) and the daemon (``python -m claude2api``) as
@@ -37,7 +37,7 @@ FOREIGN_WARNING = 0.1
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds (CI smoke)")
-    parser.add_argument("--scenarios", default="1,2,3,4", help="comma-separated subset of 1,2,3,4")
+    parser.add_argument("--scenarios", default="1,2,3,4,5", help="comma-separated subset of 1,2,3,4,5")
     parser.add_argument("--json", default=str(procs.BENCH / "results" / "latest.json"), help="result file")
     parser.add_argument(
         "--loop",

@@ -13,6 +13,9 @@
    20 ms: delivered events/s, proxied vs direct, where the 2-core harness is the limit).
 4. ``failure``: client disconnect -> ``stop_response`` at the fake; upstream stall -> the client
    sees the error (a second daemon with a short ``UPSTREAM_READ_TIMEOUT``).
+5. ``tools``: streamed replies that end in client tool calls (OpenAI chat with ``tools``): the
+   daemon's CPU per relayed argument fragment, and the time from the first tool-call event to the
+   client's finish (direct: the upstream ping that tells the turn is paused; proxied: ``[DONE]``).
 
 Every phase records the machine's load (``procs.LoadMeter``), including CPU used by processes
 that are not ours: on a shared box that is what makes a figure unreliable.
@@ -539,7 +542,76 @@ async def failure(ctx: Context) -> dict:
     }
 
 
-SCENARIOS = {"1": ("latency", latency), "2": ("burst", burst), "3": ("hold", hold), "4": ("failure", failure)}
+# -- 5 ---------------------------------------------------------------------------------------
+
+
+async def tools(ctx: Context) -> dict:
+    """Tool turns one at a time, direct and proxied rounds alternating: ``calls`` parallel calls of
+    ``deltas`` argument fragments each. The daemon ends the client's turn at the fake's first ping."""
+    s = ctx.sizes["tools"]
+    calls, deltas = s["calls"], s["deltas"]
+    content = directive(deltas, s["pace_ms"], calls=calls)
+    for side in ("direct", "proxied"):  # warm-up
+        await ctx.client(side).tool_stream(content, calls)
+    collected: dict[str, list[StreamResult]] = {"direct": [], "proxied": []}
+    cpu = {"direct": 0.0, "proxied": 0.0}
+    loads: list[dict] = []
+    for n in range(s["rounds"]):
+        for side in ("direct", "proxied") if n % 2 == 0 else ("proxied", "direct"):
+            client, relay = ctx.client(side), ctx.relay(side)
+            meter = ctx.meter()
+            c0 = procs.cpu_seconds(relay.pid) if relay else 0.0
+            for _ in range(s["per_round"]):
+                collected[side].append(await client.tool_stream(content, calls))
+            await client.idle()
+            if relay:
+                await asyncio.sleep(0.1)  # include the background stop_response, DELETE and access line
+                cpu[side] += procs.cpu_seconds(relay.pid) - c0
+            loads.append(ctx.record(f"tools {side}", meter.read()))
+
+    def finish_ms(r: StreamResult) -> float:
+        return (r.t_end - r.t_first) / 1e6
+
+    d = p50_p99([finish_ms(r) for r in collected["direct"] if r.ok])
+    p = p50_p99([finish_ms(r) for r in collected["proxied"] if r.ok])
+    events = sum(r.events for r in collected["proxied"])
+    checks = {
+        side: {
+            "streams": len(rs),
+            "errors": sum(1 for r in rs if not r.ok),
+            "wrong_calls": sum(1 for r in rs if r.ok and not r.calls_match(calls, deltas)),
+            "wrong_finish": sum(1 for r in rs if r.ok and r.finish != ("tool_use" if side == "direct" else "tool_calls")),
+        }
+        for side, rs in collected.items()
+    }
+    cpu_us = cpu["proxied"] * 1e6 / max(1, events)
+    return {
+        "calls": calls,
+        "deltas": deltas,
+        "pace_ms": s["pace_ms"],
+        "streams_per_side": len(collected["proxied"]),
+        "first_call_to_finish_ms": {"direct": d, "proxied": p, "added": _added(d, p)},
+        "checks": checks,
+        "load": loads,
+        "summary": {
+            "daemon_cpu_us_per_event": rnd(cpu_us, 2),
+            "daemon_cpu_ms_per_request": rnd(cpu["proxied"] * 1000 / max(1, len(collected["proxied"]))),
+            "direct_first_call_to_finish_p50_ms": d["p50"],
+            "proxied_first_call_to_finish_p50_ms": p["p50"],
+            "added_first_call_to_finish_p50_ms": rnd(p["p50"] - d["p50"]),
+            "added_first_call_to_finish_p99_ms": rnd(p["p99"] - d["p99"]),
+            "max_foreign_cores": _max_foreign(loads),
+        },
+    }
+
+
+SCENARIOS = {
+    "1": ("latency", latency),
+    "2": ("burst", burst),
+    "3": ("hold", hold),
+    "4": ("failure", failure),
+    "5": ("tools", tools),
+}
 
 FULL_SIZES = {
     "latency": {
@@ -554,6 +626,7 @@ FULL_SIZES = {
         "saturation": {"streams": 1000, "pace_ms": 20, "events": 50},
     },
     "failure": {"reps": 5, "read_timeout_s": 2.0},
+    "tools": {"rounds": 4, "per_round": 50, "calls": 2, "deltas": 50, "pace_ms": 0},
 }
 QUICK_SIZES = {
     "latency": {
@@ -568,4 +641,5 @@ QUICK_SIZES = {
         "saturation": {"streams": 20, "pace_ms": 10, "events": 10},
     },
     "failure": {"reps": 1, "read_timeout_s": 0.5},
+    "tools": {"rounds": 2, "per_round": 5, "calls": 2, "deltas": 20, "pace_ms": 0},
 }

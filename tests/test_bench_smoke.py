@@ -54,6 +54,13 @@ SUMMARY_KEYS = {
         "proxied_stall_to_error_ms",
         "added_stall_to_error_ms",
     ],
+    "tools": [
+        "daemon_cpu_us_per_event",
+        "direct_first_call_to_finish_p50_ms",
+        "proxied_first_call_to_finish_p50_ms",
+        "added_first_call_to_finish_p50_ms",
+        "added_first_call_to_finish_p99_ms",
+    ],
 }
 
 
@@ -91,6 +98,11 @@ def test_quick_benchmark_runs(tmp_path: Path) -> None:
 
     failure = result["scenarios"]["failure"]
     assert failure["stall_errors_seen"]["proxied"] != ["no error"]
+    # Tool turns: every call relayed with its name and arguments, ended as each side should.
+    for side, check in result["scenarios"]["tools"]["checks"].items():
+        assert check["streams"] > 0 and check == {**check, "errors": 0, "wrong_calls": 0, "wrong_finish": 0}, side
+    assert "tool turns, 2 calls x 20 fragments: relay CPU per fragment (us)" in proc.stdout
+    assert "tool turns, 2 calls x 20 fragments: first call -> finish p50 (ms)" in proc.stdout
     assert result["scenarios"]["daemon_access_lines"] > 0  # the access log was on, so it was counted
 
     conditions = result["conditions"]
