@@ -211,6 +211,18 @@ def describe_window(window: Window) -> dict[str, Any]:
     }
 
 
+#: What a failure says about the account that hit it: the one table the pool (which adds how long)
+#: and the ``sessions`` report read. Failures not listed (transient, unknown, a model the plan
+#: lacks) leave the account's state alone.
+STATE_OF_FAILURE: dict[Failure, State] = {
+    Failure.DEAD: State.DEAD,
+    Failure.DISABLED: State.DISABLED,
+    Failure.BLOCKED: State.BLOCKED,
+    Failure.RATE_LIMITED: State.COOLING,
+    Failure.REQUEST_RATE: State.COOLING,
+}
+
+
 class NoSessionAvailable(Exception):
     """No session can take this request, and why: a :class:`Refusal`, or the :class:`Failure` that
     parked the sessions (``reset_at``: the earliest reset of a rate limit; ``detail``: what the
@@ -375,20 +387,18 @@ class SessionPool:
     def record_failure(self, session: Session, error: UpstreamError, model: str | None) -> None:
         now = self.clock()
         failure = error.failure
-        if failure is Failure.DEAD:
-            self._park(session, State.DEAD, error.message, None)
-        elif failure is Failure.DISABLED:
-            self._park(session, State.DISABLED, error.message, None)
+        if failure in (Failure.DEAD, Failure.DISABLED):
+            self._park(session, STATE_OF_FAILURE[failure], error.message, None)
         elif failure is Failure.RATE_LIMITED:
             if error.limit is not None and self._park_for_model(session, error.limit, model):
                 return
             until = clamp_reset(error.reset_at, now) or now + self.cooldown_default
-            self._park(session, State.COOLING, error.message, until)
+            self._park(session, STATE_OF_FAILURE[failure], error.message, until)
         elif failure is Failure.REQUEST_RATE:
             until = clamp_reset(error.reset_at, now) or now + self.request_rate_cooldown
-            self._park(session, State.COOLING, error.message, until)
+            self._park(session, STATE_OF_FAILURE[failure], error.message, until)
         elif failure is Failure.BLOCKED:
-            self._park(session, State.BLOCKED, error.message, now + self.blocked_cooldown)
+            self._park(session, STATE_OF_FAILURE[failure], error.message, now + self.blocked_cooldown)
         elif failure is Failure.MODEL_NOT_ALLOWED and model:
             session.denied_models.add(model)
             log.warning("session_model_denied", session=session.fingerprint, model=model)

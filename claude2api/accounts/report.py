@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from claude2api.accounts import statefile
-from claude2api.accounts.pool import Session, State, describe_window
+from claude2api.accounts.pool import STATE_OF_FAILURE, Session, State, describe_window
 from claude2api.accounts.resolve import resolve_account
 from claude2api.config import Settings
-from claude2api.core.failures import Failure, UpstreamError, iso_time
+from claude2api.core.failures import UpstreamError, iso_time
 from claude2api.core.limits import SESSION, parse_usage
 from claude2api.logs import fingerprint
 from claude2api.upstream.client import Account, ClaudeWebClient
@@ -28,13 +28,6 @@ from claude2api.upstream.egress import Egresses, describe_egress
 #: Neither healthy nor a known failure: claude.ai (or the way to it) did not give an answer.
 UNREACHABLE = "unreachable"
 
-_FAILURE_STATES = {
-    Failure.DEAD: State.DEAD,
-    Failure.DISABLED: State.DISABLED,
-    Failure.BLOCKED: State.BLOCKED,
-    Failure.RATE_LIMITED: State.COOLING,
-    Failure.REQUEST_RATE: State.COOLING,
-}
 
 
 @dataclass
@@ -119,7 +112,7 @@ async def check_one(
             resets_at = session_window.resets_at
             report.resets_at = iso_time(resets_at) if resets_at is not None and resets_at > now else None
     except UpstreamError as exc:
-        state = _FAILURE_STATES.get(exc.failure)
+        state = STATE_OF_FAILURE.get(exc.failure)
         report.state = state.value if state is not None else UNREACHABLE
         report.reason = exc.message
         if exc.reset_at:
