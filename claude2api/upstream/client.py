@@ -20,6 +20,8 @@ from contextlib import AsyncExitStack, aclosing
 from dataclasses import dataclass, field
 from typing import Any
 
+from multidict import istr
+
 from claude2api.core.failures import Failure, UpstreamError
 from claude2api.core.types import Event
 from claude2api.upstream import browser
@@ -72,6 +74,9 @@ class AccountWire:
             )
             if self.user_agent:
                 template["user-agent"] = self.user_agent
+            # istr names: aiohttp keeps every open request's headers in a CIMultiDict, which stores
+            # an istr as it is but a plain str as fresh lower-cased copies (~1.3 KB per stream).
+            template = {istr(name): value for name, value in template.items()}
             self._headers[accept] = template
         headers = template.copy()
         headers["referer"] = base_url + referer  # same key: Chrome's header order is kept

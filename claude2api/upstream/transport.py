@@ -207,7 +207,7 @@ def prepare(
     files: Sequence[FilePart] | None,
 ) -> tuple[dict[str, str], bytes | None]:
     """Final headers (cookie from the jar, content type) and body bytes, the same on every transport."""
-    out = {k.lower(): v for k, v in headers.items()}
+    out = {k if k.islower() else k.lower(): v for k, v in headers.items()}  # keeps the caller's (istr) names
     out.pop("cookie", None)
     if jar is not None:
         out["cookie"] = jar.header()
@@ -377,6 +377,7 @@ class AiohttpTransport(UpstreamTransport):
             )
         except AIOHTTP_ERRORS as exc:
             raise aiohttp_error(exc) from None
+        del final_headers, data  # sent: not kept alive by this frame for the whole stream
         if jar is not None:
             jar.absorb(resp.headers.getall("set-cookie", []))
         stream = _AiohttpStream(resp)
