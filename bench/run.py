@@ -124,6 +124,7 @@ async def run(args: argparse.Namespace, results_dir: Path) -> dict:
                 results_dir=results_dir,
                 pin=pin,
                 uvloop=args.uvloop,
+                transport=args.transport,
                 floor_proc=floor,
                 floor=DirectClient(floor_http, {**fake.info, "base_url": floor.info["url"]})
                 if floor

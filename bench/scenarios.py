@@ -50,6 +50,9 @@ class Context:
     results_dir: Path
     pin: dict
     uvloop: bool
+    #: The daemon's ``UPSTREAM_TRANSPORT``, for every daemon a scenario starts (left to ``auto``,
+    #: a venv with curl_cffi would measure the impersonate transport in those steps only).
+    transport: str = "aiohttp"
     loads: list[dict] = field(default_factory=list)  # every phase's load, for the report
     #: ``--floor``: the minimal relay (``bare_relay.py``) and the direct client pointed at it.
     floor_proc: procs.Proc | None = None
@@ -314,7 +317,12 @@ async def _memory(ctx: Context, s: dict, side: str = "proxied") -> dict:
         )
     else:
         daemon = procs.start_daemon(
-            ctx.results_dir, ctx.fake, ctx.pin["daemon"], name="daemon-memory", uvloop=ctx.uvloop
+            ctx.results_dir,
+            ctx.fake,
+            ctx.pin["daemon"],
+            name="daemon-memory",
+            uvloop=ctx.uvloop,
+            env={"UPSTREAM_TRANSPORT": ctx.transport},
         )
     try:
         async with new_session() as http:
@@ -492,7 +500,7 @@ async def failure(ctx: Context) -> dict:
         ctx.pin["daemon"],
         name="daemon-stall",
         uvloop=ctx.uvloop,
-        env={"UPSTREAM_READ_TIMEOUT": f"{timeout:g}"},
+        env={"UPSTREAM_READ_TIMEOUT": f"{timeout:g}", "UPSTREAM_TRANSPORT": ctx.transport},
     )
     stall: dict[str, list[float]] = {"direct": [], "proxied": []}
     errors: dict[str, list[str]] = {"direct": [], "proxied": []}
