@@ -9,7 +9,6 @@ and within the caps. PDFs and office files stay in ``ctx.turn.documents`` for th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -17,8 +16,8 @@ from typing import Any
 from claude2api.core.documents import DocumentError, document_from_bytes, document_size
 from claude2api.core.failures import APIError, clip
 from claude2api.core.types import Attachment, ChatContext, ChatHandler, ChatMiddleware, DocumentPart, Event
-from claude2api.pipeline.images import display_url
-from claude2api.upstream.image_http import ByteBudget, ImageBudgetExceeded, ImageFetchError, fetch_document
+from claude2api.pipeline.images import display_url, fetch_all
+from claude2api.upstream.image_http import ByteBudget, fetch_document
 
 
 def documents_factory(settings: Any) -> ChatMiddleware:
@@ -65,29 +64,15 @@ def documents_factory(settings: Any) -> ChatMiddleware:
     async def fetch_then_continue(
         ctx: ChatContext, call_next: ChatHandler, urls: list[str], budget: ByteBudget
     ) -> AsyncIterator[Event]:
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.internal.http, url, budget)) for url in urls}
-        except BaseExceptionGroup as failures:  # the first failure cancelled the other downloads
-            if any(isinstance(exc, ImageBudgetExceeded) for exc in failures.exceptions):
-                raise too_large from None
-            raise failures.exceptions[0] from None
+        fetched = await fetch_all(fetch, ctx.internal.http, urls, budget, what="document", too_large=too_large)
         for doc in ctx.turn.documents:
             if doc.url and doc.data is None and doc.text is None:
-                _fill(doc, *tasks[doc.url].result())
+                _fill(doc, *fetched[doc.url], doc.url)
         _to_attachments(ctx)
         async for event in call_next(ctx):
             yield event
 
     return documents
-
-
-async def _fetch_or_400(fetch: Any, session: Any, url: str, budget: ByteBudget) -> tuple[str, bytes, str]:
-    try:
-        media_type, data = await fetch(session, url, budget=budget)
-    except ImageFetchError as exc:
-        raise APIError(400, f"could not fetch the document at {display_url(url)}: {exc}", param="messages") from None
-    return media_type, data, url
 
 
 def _fill(doc: DocumentPart, declared: str, data: bytes, url: str) -> None:

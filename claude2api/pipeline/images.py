@@ -62,16 +62,10 @@ def fetch_images_factory(settings: Any) -> ChatMiddleware:
     async def fetch_then_continue(
         ctx: ChatContext, call_next: ChatHandler, urls: list[str], budget: ByteBudget
     ) -> AsyncIterator[Event]:
-        try:
-            async with asyncio.TaskGroup() as group:
-                tasks = {url: group.create_task(_fetch_or_400(fetch, ctx.internal.http, url, budget)) for url in urls}
-        except BaseExceptionGroup as failures:  # the first failure cancelled the other downloads
-            if any(isinstance(exc, ImageBudgetExceeded) for exc in failures.exceptions):
-                raise too_large from None
-            raise failures.exceptions[0] from None
+        fetched = await fetch_all(fetch, ctx.internal.http, urls, budget, what="image", too_large=too_large)
         for image in ctx.turn.images:
             if image.url and image.data is None:
-                image.media_type, image.data = tasks[image.url].result()
+                image.media_type, image.data = fetched[image.url]
         async for event in call_next(ctx):
             yield event
 
@@ -84,14 +78,33 @@ class _Fetch(Protocol):
     async def __call__(self, session: aiohttp.ClientSession, url: str, *, budget: ByteBudget) -> tuple[str, bytes]: ...
 
 
-async def _fetch_or_400(
-    fetch: _Fetch, session: aiohttp.ClientSession, url: str, budget: ByteBudget
-) -> tuple[str, bytes]:
+async def fetch_all(
+    fetch: _Fetch,
+    session: aiohttp.ClientSession,
+    urls: list[str],
+    budget: ByteBudget,
+    *,
+    what: str,
+    too_large: APIError,
+) -> dict[str, tuple[str, bytes]]:
+    """Download ``urls`` concurrently under one shared byte ``budget`` (images and documents):
+    ``{url: (media type, bytes)}``. The first failure cancels the others and is the client's 400;
+    running out of budget is ``too_large``."""
+
+    async def one(url: str) -> tuple[str, bytes]:
+        try:
+            return await fetch(session, url, budget=budget)
+        except ImageFetchError as exc:
+            raise APIError(400, f"could not fetch the {what} at {display_url(url)}: {exc}", param="messages") from None
+
     try:
-        return await fetch(session, url, budget=budget)
-    except ImageFetchError as exc:
-        message = f"could not fetch the image at {display_url(url)}: {exc}"
-        raise APIError(400, message, param="messages") from None
+        async with asyncio.TaskGroup() as group:
+            tasks = {url: group.create_task(one(url)) for url in urls}
+    except BaseExceptionGroup as failures:  # the first failure cancelled the other downloads
+        if any(isinstance(exc, ImageBudgetExceeded) for exc in failures.exceptions):
+            raise too_large from None
+        raise failures.exceptions[0] from None
+    return {url: task.result() for url, task in tasks.items()}
 
 
 def display_url(url: str, max_chars: int = 120) -> str:
